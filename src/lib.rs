@@ -1,0 +1,1 @@
+//! card-issuer: issues virtual bank cards from RabbitMQ commands.
