@@ -1,1 +1,34 @@
-//! card-issuer: issues virtual bank cards from RabbitMQ commands.
+//! card-issuer: issues virtual bank cards from RabbitMQ commands through a
+//! bank partner's HTTP API.
+//!
+//! The map:
+//!
+//! - [`cli`]: the subcommands; [`settings`]: typed configuration from flags,
+//!   a TOML file and the environment.
+//! - [`domain`]: validated types: request ids, phone numbers, PINFLs,
+//!   products, cards, and the open-card command itself.
+//! - [`partner`]: the partner's HTTP API, what its replies mean, the circuit
+//!   breaker and the calls-per-second cap.
+//! - [`issuance`]: the policy: where a request stands (carried in message
+//!   headers), what each reply leads to, and the terminal events.
+//! - [`broker`]: connections, the topology, confirmed publishing.
+//! - [`worker`]: the supervisor, the consumers and the per-delivery handler.
+//! - [`health`], [`metrics`], [`telemetry`]: what operators see.
+//! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
+//!   the benchmark; [`demo`]: the whole flow on the local broker.
+//!
+//! Personal data (PINFL, phone, card number) and secrets live in
+//! [`secret::Secret`]-backed types that never print themselves.
+
+pub mod broker;
+pub mod cli;
+pub mod domain;
+pub mod health;
+pub mod issuance;
+pub mod metrics;
+pub mod partner;
+pub mod secret;
+pub mod settings;
+pub mod telemetry;
+pub mod tls;
+pub mod worker;

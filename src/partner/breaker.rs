@@ -1,0 +1,304 @@
+//! The circuit breaker: when the partner keeps failing, new open-card calls
+//! pause instead of hammering it.
+//!
+//! Every partner call reports its reply here. Consecutive transient failures
+//! (1007, 1009, 5xx, 429, timeouts) open the breaker; so does a
+//! `Retry-After` from the partner, for as long as it asks, and so do rejected
+//! credentials, for the longest retry delay. While it is open, open-card
+//! calls wait; status checks keep their own schedule, because a card the
+//! partner has already issued should not wait on a new application. When the
+//! pause ends, one trial call goes through: an answer closes the breaker, a
+//! failure opens it again for twice as long, up to ten times the base.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{PartnerCode, Reply};
+use crate::metrics;
+
+/// How the breaker stands, for the metric and for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// One trial call is allowed.
+    HalfOpen,
+    /// Open-card calls wait.
+    Open,
+}
+
+#[derive(Debug)]
+enum State {
+    Closed {
+        failures_in_a_row: u32,
+    },
+    Open {
+        until: Instant,
+        openings: u32,
+        credentials: bool,
+    },
+    HalfOpen {
+        trial_running: bool,
+        openings: u32,
+    },
+}
+
+/// Shared by every handler of this process.
+pub struct Breaker {
+    state: Mutex<State>,
+    changed: Notify,
+    failure_threshold: u32,
+    base_pause: Duration,
+    credentials_pause: Duration,
+}
+
+/// Leave to make an open-card call. Dropping it without a recorded reply (the
+/// call was abandoned) frees the trial slot for someone else.
+pub struct Admission<'a> {
+    breaker: &'a Breaker,
+    trial: bool,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if !self.trial {
+            return;
+        }
+        let mut state = self.breaker.lock();
+        if let State::HalfOpen { trial_running, .. } = &mut *state {
+            *trial_running = false;
+        }
+        drop(state);
+        self.breaker.changed.notify_waiters();
+    }
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(failure_threshold: u32, base_pause: Duration, credentials_pause: Duration) -> Self {
+        metrics::circuit_state(0);
+        Self {
+            state: Mutex::new(State::Closed {
+                failures_in_a_row: 0,
+            }),
+            changed: Notify::new(),
+            failure_threshold,
+            base_pause,
+            credentials_pause,
+        }
+    }
+
+    /// How the breaker stands now.
+    pub fn state(&self) -> BreakerState {
+        match &*self.lock() {
+            State::Closed { .. } => BreakerState::Closed,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+            State::Open { until, .. } if *until <= Instant::now() => BreakerState::HalfOpen,
+            State::Open { .. } => BreakerState::Open,
+        }
+    }
+
+    /// Waits until an open-card call may go out.
+    pub async fn admit(&self) -> Admission<'_> {
+        loop {
+            // Registered before the state is read, so a change between the
+            // read and the wait is not missed.
+            let changed = self.changed.notified();
+            let wake_at = {
+                let mut state = self.lock();
+                match &mut *state {
+                    State::Closed { .. } => {
+                        return Admission {
+                            breaker: self,
+                            trial: false,
+                        };
+                    }
+                    State::Open {
+                        until, openings, ..
+                    } if *until <= Instant::now() => {
+                        *state = State::HalfOpen {
+                            trial_running: true,
+                            openings: *openings,
+                        };
+                        publish(&state);
+                        return Admission {
+                            breaker: self,
+                            trial: true,
+                        };
+                    }
+                    State::HalfOpen { trial_running, .. } if !*trial_running => {
+                        *trial_running = true;
+                        return Admission {
+                            breaker: self,
+                            trial: true,
+                        };
+                    }
+                    State::Open { until, .. } => Some(*until),
+                    State::HalfOpen { .. } => None,
+                }
+            };
+            match wake_at {
+                Some(until) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Takes one call's reply into account.
+    pub fn record(&self, reply: &Reply) {
+        let mut state = self.lock();
+        let before = BreakerKind::of(&state);
+        let next = match classify(reply) {
+            Verdict::Healthy => State::Closed {
+                failures_in_a_row: 0,
+            },
+            Verdict::Credentials => State::Open {
+                until: Instant::now() + self.credentials_pause,
+                openings: openings_of(&state),
+                credentials: true,
+            },
+            Verdict::Failing { retry_after } => self.after_failure(&state, retry_after),
+        };
+        *state = next;
+        let after = BreakerKind::of(&state);
+        if before != after {
+            publish(&state);
+            log_change(&state);
+            drop(state);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn after_failure(&self, state: &State, retry_after: Option<Duration>) -> State {
+        let asked = retry_after.unwrap_or_default();
+        match state {
+            State::Closed { failures_in_a_row } => {
+                let failures = failures_in_a_row + 1;
+                if failures < self.failure_threshold && asked.is_zero() {
+                    return State::Closed {
+                        failures_in_a_row: failures,
+                    };
+                }
+                self.open(1, asked)
+            }
+            State::HalfOpen { openings, .. } => self.open(openings + 1, asked),
+            // Calls admitted before the breaker opened report late; they
+            // neither extend nor shorten the pause.
+            State::Open {
+                until,
+                openings,
+                credentials,
+            } => State::Open {
+                until: *until,
+                openings: *openings,
+                credentials: *credentials,
+            },
+        }
+    }
+
+    fn open(&self, openings: u32, asked: Duration) -> State {
+        let doubled = self.base_pause * 2u32.saturating_pow(openings.saturating_sub(1));
+        let pause = doubled.min(self.base_pause * 10).max(asked);
+        // Up to a fifth more, so replicas that opened together do not all
+        // send their trial call in the same instant.
+        let jitter = pause.mul_f64(fastrand::f64() * 0.2);
+        State::Open {
+            until: Instant::now() + pause + jitter,
+            openings,
+            credentials: false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("breaker lock is never poisoned")
+    }
+}
+
+enum Verdict {
+    Healthy,
+    Failing { retry_after: Option<Duration> },
+    Credentials,
+}
+
+fn classify(reply: &Reply) -> Verdict {
+    match reply {
+        Reply::Accepted | Reply::Issued { .. } => Verdict::Healthy,
+        Reply::Refused {
+            code: PartnerCode::HumoUnavailable | PartnerCode::ServiceUnavailable,
+            ..
+        } => Verdict::Failing { retry_after: None },
+        Reply::Refused { .. } => Verdict::Healthy,
+        Reply::Unavailable { retry_after, .. } => Verdict::Failing {
+            retry_after: *retry_after,
+        },
+        Reply::CredentialsRejected { .. } => Verdict::Credentials,
+    }
+}
+
+fn openings_of(state: &State) -> u32 {
+    match state {
+        State::Closed { .. } => 0,
+        State::Open { openings, .. } | State::HalfOpen { openings, .. } => *openings,
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum BreakerKind {
+    Closed,
+    Open { credentials: bool },
+    HalfOpen,
+}
+
+impl BreakerKind {
+    fn of(state: &State) -> Self {
+        match state {
+            State::Closed { .. } => Self::Closed,
+            State::Open { credentials, .. } => Self::Open {
+                credentials: *credentials,
+            },
+            State::HalfOpen { .. } => Self::HalfOpen,
+        }
+    }
+}
+
+fn publish(state: &State) {
+    metrics::circuit_state(match state {
+        State::Closed { .. } => 0,
+        State::HalfOpen { .. } => 1,
+        State::Open { .. } => 2,
+    });
+}
+
+fn log_change(state: &State) {
+    match state {
+        State::Closed { .. } => tracing::info!("partner answers again; circuit breaker closed"),
+        State::Open {
+            until,
+            credentials: true,
+            ..
+        } => tracing::error!(
+            pause = ?until.saturating_duration_since(Instant::now()),
+            "the partner rejects our credentials (401/403): new open-card calls are paused and \
+             requests wait; check CARD_ISSUER_PARTNER_USERNAME and CARD_ISSUER_PARTNER_PASSWORD"
+        ),
+        State::Open {
+            until, openings, ..
+        } => tracing::warn!(
+            pause = ?until.saturating_duration_since(Instant::now()),
+            openings,
+            "the partner keeps failing; circuit breaker open, new open-card calls wait"
+        ),
+        State::HalfOpen { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

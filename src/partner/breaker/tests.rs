@@ -1,0 +1,151 @@
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::partner::Unavailable;
+
+const PAUSE: Duration = Duration::from_secs(10);
+
+fn breaker() -> Breaker {
+    Breaker::new(3, PAUSE, Duration::from_secs(120))
+}
+
+fn timeout() -> Reply {
+    Reply::Unavailable {
+        cause: Unavailable::Timeout,
+        retry_after: None,
+    }
+}
+
+fn refused(code: &str) -> Reply {
+    Reply::Refused {
+        code: PartnerCode::parse(code),
+        message: String::new(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stays_closed_below_the_threshold() {
+    let breaker = breaker();
+
+    breaker.record(&timeout());
+    breaker.record(&refused("1007"));
+
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_definite_answer_resets_the_count() {
+    let breaker = breaker();
+
+    breaker.record(&timeout());
+    breaker.record(&timeout());
+    breaker.record(&refused("1006"));
+    breaker.record(&timeout());
+
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_in_a_row_open_it_and_admission_waits_for_the_pause() {
+    let breaker = breaker();
+    for _ in 0..3 {
+        breaker.record(&refused("1009"));
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    let start = Instant::now();
+
+    let admission = breaker.admit().await;
+
+    let waited = start.elapsed();
+    assert!(admission.trial);
+    assert!(
+        waited >= PAUSE && waited <= PAUSE.mul_f64(1.2),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_trial_at_a_time_and_its_success_closes_the_breaker() {
+    let breaker = breaker();
+    for _ in 0..3 {
+        breaker.record(&timeout());
+    }
+    tokio::time::advance(PAUSE * 2).await;
+    let trial = breaker.admit().await;
+    let second = tokio::time::timeout(Duration::from_secs(60), breaker.admit()).await;
+    assert!(second.is_err(), "a second call went out beside the trial");
+
+    breaker.record(&Reply::Accepted);
+    drop(trial);
+
+    let after = tokio::time::timeout(Duration::from_millis(1), breaker.admit()).await;
+    assert!(after.is_ok_and(|admission| !admission.trial));
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_trial_doubles_the_pause() {
+    let breaker = breaker();
+    for _ in 0..3 {
+        breaker.record(&timeout());
+    }
+    tokio::time::advance(PAUSE * 2).await;
+    let trial = breaker.admit().await;
+
+    breaker.record(&timeout());
+    drop(trial);
+    let start = Instant::now();
+    let _next = breaker.admit().await;
+
+    let waited = start.elapsed();
+    assert!(
+        waited >= PAUSE * 2 && waited <= (PAUSE * 2).mul_f64(1.2),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_trial_lets_another_caller_try() {
+    let breaker = breaker();
+    for _ in 0..3 {
+        breaker.record(&timeout());
+    }
+    tokio::time::advance(PAUSE * 2).await;
+
+    drop(breaker.admit().await);
+
+    let next = tokio::time::timeout(Duration::from_millis(1), breaker.admit()).await;
+    assert!(next.is_ok_and(|admission| admission.trial));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_opens_it_at_once_for_as_long_as_asked() {
+    let breaker = breaker();
+    let asked = Duration::from_secs(45);
+
+    breaker.record(&Reply::Unavailable {
+        cause: Unavailable::TooManyRequests,
+        retry_after: Some(asked),
+    });
+    let start = Instant::now();
+    let _admission = breaker.admit().await;
+
+    let waited = start.elapsed();
+    assert!(
+        waited >= asked && waited <= asked.mul_f64(1.2),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejected_credentials_pause_for_the_credentials_pause() {
+    let breaker = breaker();
+
+    breaker.record(&Reply::CredentialsRejected { http_status: 401 });
+    let start = Instant::now();
+    let _admission = breaker.admit().await;
+
+    assert_eq!(start.elapsed(), Duration::from_secs(120));
+}

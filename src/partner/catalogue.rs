@@ -1,0 +1,102 @@
+//! The partner's product list, fetched at start and refreshed.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::PartnerClient;
+use crate::domain::{Product, ProductId};
+use crate::metrics;
+
+/// The products the partner offers, as last fetched. Validation asks it
+/// whether a command's product exists.
+#[derive(Default)]
+pub struct Catalogue {
+    products: RwLock<Option<Arc<Vec<Product>>>>,
+}
+
+impl Catalogue {
+    /// An empty catalogue; nothing is offered until the first fetch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether a list has been fetched at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.read().is_some()
+    }
+
+    /// Whether the partner offers the product.
+    pub fn offers(&self, id: ProductId) -> bool {
+        self.read()
+            .is_some_and(|products| products.iter().any(|product| product.id == id))
+    }
+
+    /// The list as last fetched.
+    pub fn products(&self) -> Vec<Product> {
+        self.read()
+            .map(|products| products.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Fetches the list once; on failure the previous list stays.
+    pub async fn refresh(&self, client: &PartnerClient) -> bool {
+        match client.products().await {
+            Ok(products) => {
+                metrics::products_known(products.len());
+                tracing::debug!(count = products.len(), "product list fetched");
+                *self
+                    .products
+                    .write()
+                    .expect("catalogue lock is never poisoned") = Some(Arc::new(products));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot refresh the product list; keeping the last one");
+                false
+            }
+        }
+    }
+
+    /// Fetches until the first list arrives, backing off from `first_wait`
+    /// to a minute, or until `stop` fires. Returns whether a list arrived.
+    pub async fn load(
+        &self,
+        client: &PartnerClient,
+        first_wait: Duration,
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut wait = first_wait;
+        while !self.refresh(client).await {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return false,
+            }
+            wait = (wait * 2).min(Duration::from_secs(60));
+        }
+        true
+    }
+
+    /// Refreshes every `every` until `stop` fires.
+    pub async fn keep_fresh(
+        &self,
+        client: &PartnerClient,
+        every: Duration,
+        stop: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => { self.refresh(client).await; }
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    fn read(&self) -> Option<Arc<Vec<Product>>> {
+        self.products
+            .read()
+            .expect("catalogue lock is never poisoned")
+            .clone()
+    }
+}
