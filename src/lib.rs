@@ -1,1 +1,3 @@
 //! card-issuer: issues virtual bank cards from RabbitMQ commands.
+
+pub mod simulator;
