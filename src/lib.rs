@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod partner;
 pub mod secret;
 pub mod settings;
+pub mod simulator;
 pub mod telemetry;
 pub mod tls;
 pub mod worker;
