@@ -22,6 +22,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod issuance;
@@ -32,4 +33,5 @@ pub mod settings;
 pub mod simulator;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;
 pub mod worker;

@@ -9,4 +9,4 @@ mod topology;
 pub use connection::{BrokerError, connect};
 pub use publisher::{PublishError, Publisher};
 pub use session::Session;
-pub use topology::{Topology, delay_label};
+pub use topology::{COMMAND_ROUTING_KEY, Topology, delay_label};

@@ -196,6 +196,15 @@ pub struct WorkerArgs {
     pub shutdown_grace: Option<String>,
 }
 
+/// A command holding every group `run` takes, for building settings from a
+/// list of flags (the demo and the tests do).
+pub fn run_groups(command: clap::Command) -> clap::Command {
+    let command = BrokerArgs::augment_args(command);
+    let command = PartnerArgs::augment_args(command);
+    let command = IssuanceArgs::augment_args(command);
+    WorkerArgs::augment_args(command)
+}
+
 /// Setting ids each group accepts, for checking the `--config` file's keys.
 pub fn ids_of<T: Args>() -> Vec<String> {
     T::augment_args(clap::Command::new("settings"))

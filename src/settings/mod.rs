@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use args::{BrokerArgs, ConfigArgs, IssuanceArgs, PartnerArgs, WorkerArgs, ids_of};
+pub use args::{BrokerArgs, ConfigArgs, IssuanceArgs, PartnerArgs, WorkerArgs, ids_of, run_groups};
 pub use layers::{Layers, display_name};
 
 use crate::secret::Secret;
@@ -303,6 +303,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings from `run`'s flags, the environment and the defaults, with
+    /// no config file: how the demo and the tests configure a worker.
+    pub fn from_flags<S: AsRef<str>>(flags: &[S]) -> Result<Self, SettingsError> {
+        let command = run_groups(clap::Command::new("card-issuer run").no_binary_name(true));
+        let matches = command
+            .try_get_matches_from(flags.iter().map(AsRef::as_ref))
+            .map_err(|error| SettingsError::Invalid {
+                setting: "flags".into(),
+                why: error.to_string(),
+            })?;
+        Self::load(&Layers::new(&matches, None, &[])?)
+    }
+
     /// Reads every group.
     pub fn load(layers: &Layers) -> Result<Self, SettingsError> {
         Ok(Self {

@@ -6,12 +6,9 @@ use clap::{Args, Command, FromArgMatches};
 use super::*;
 
 fn command() -> Command {
-    let command = Command::new("test").no_binary_name(true);
-    let command = ConfigArgs::augment_args(command);
-    let command = BrokerArgs::augment_args(command);
-    let command = PartnerArgs::augment_args(command);
-    let command = IssuanceArgs::augment_args(command);
-    WorkerArgs::augment_args(command)
+    run_groups(ConfigArgs::augment_args(
+        Command::new("test").no_binary_name(true),
+    ))
 }
 
 fn known() -> Vec<String> {

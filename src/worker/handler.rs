@@ -173,6 +173,7 @@ impl Handler {
             Err(rejection) => return self.reject(delivery, rejection).await,
         };
         Span::current().record("request_id", request.id.as_str());
+        Span::current().record("stage", progress.stage.as_str());
 
         let next = self.advance(&request, progress).await;
         self.settle(delivery, &request, next).await
@@ -218,11 +219,15 @@ impl Handler {
             }
         };
         loop {
-            Span::current().record("stage", stage.as_str());
             let Some(reply) = self.call_partner(stage, request).await else {
                 return Next::HandBack;
             };
-            tracing::debug!(reply = reply.label(), code = ?refusal_code(&reply), "partner answered");
+            tracing::debug!(
+                call = stage.as_str(),
+                reply = reply.label(),
+                code = ?refusal_code(&reply),
+                "partner answered"
+            );
             match decide(stage, reply, &progress, &self.services.plan, unix_ms()) {
                 Decision::RunNow(next) => {
                     stage = next.stage;
@@ -334,8 +339,8 @@ impl Handler {
     /// request id can be read), then parks it.
     async fn reject(&self, delivery: &Delivery, rejection: Rejection) -> Settle {
         let reason = rejection.reason;
-        tracing::warn!(reason = reason.as_str(), detail = %rejection.detail, "command turned away");
         if let Some(request_id) = &rejection.request_id {
+            // Debug-quoted: a rejected id may hold control characters.
             Span::current().record("request_id", field::debug(request_id));
             let outcome = Outcome::Failed(Failure {
                 reason: match reason {

@@ -1,17 +1,19 @@
-//! The command line: one binary, a subcommand per job.
+//! The command line: one binary, one file per subcommand.
 
+mod demo;
+mod run;
+mod simulate;
+
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{self, Readiness};
-use crate::settings::{
-    BrokerArgs, ConfigArgs, IssuanceArgs, Layers, PartnerArgs, Settings, SettingsError, WorkerArgs,
-    ids_of, redact_url,
-};
+use crate::demo::DemoError;
+use crate::settings::{ConfigArgs, Layers, SettingsError};
 use crate::telemetry::{self, LogFormat};
-use crate::worker::{self, WorkerError, error_chain};
+use crate::worker::{WorkerError, error_chain};
 
 /// Issues virtual bank cards from RabbitMQ commands through the bank
 /// partner's API.
@@ -42,22 +44,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The worker: declares its topology, consumes open-card commands, issues
-    /// cards through the partner and publishes events; serves /metrics.
-    Run(RunArgs),
-}
-
-/// Everything `run` can be told.
-#[derive(Args)]
-struct RunArgs {
-    #[command(flatten)]
-    broker: BrokerArgs,
-    #[command(flatten)]
-    partner: PartnerArgs,
-    #[command(flatten)]
-    issuance: IssuanceArgs,
-    #[command(flatten)]
-    worker: WorkerArgs,
+    Run(Box<run::RunArgs>),
+    SimulatePartner(simulate::SimulateArgs),
+    Demo(Box<demo::DemoArgs>),
 }
 
 /// What stops a subcommand; printed with its causes, and the exit code is 1.
@@ -69,6 +58,12 @@ pub enum CliError {
     /// The worker could not start.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// The demo could not run.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    /// The demo ran, but not every command reached its outcome.
+    #[error("not every demo command reached the outcome it should (see above)")]
+    DemoFailed,
     /// A port could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -78,20 +73,44 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// An input file is unusable.
+    #[error("cannot use {what}: {why}")]
+    Input {
+        /// The file.
+        what: String,
+        /// Why.
+        why: String,
+    },
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+/// The parsed command line of one subcommand, and its `--config` file.
+pub struct Loaded<'a> {
+    matches: &'a ArgMatches,
+    config: Option<&'a Path>,
+}
+
+impl Loaded<'_> {
+    /// The layers for the settings `T` declares: flags, then the file, then
+    /// the environment. The file may set only those settings.
+    fn layers<T: Args>(&self) -> Result<Layers<'_>, SettingsError> {
+        let known = crate::settings::ids_of::<T>();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        Layers::new(self.matches, self.config, &known)
+    }
 }
 
 /// Parses the command line, runs the subcommand and turns its result into
 /// an exit code.
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(error) => error.exit(),
-    };
-    telemetry::init(cli.log_format, &cli.log);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // The demo prints its own story; its worker's routine lines would bury it.
+    let quiet_demo = matches!(cli.command, Command::Demo(_))
+        && matches.value_source("log") == Some(clap::parser::ValueSource::DefaultValue);
+    telemetry::init(cli.log_format, if quiet_demo { "warn" } else { &cli.log });
 
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,60 +130,15 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli, matches: &ArgMatches) -> Result<(), CliError> {
     let (_, sub_matches) = matches.subcommand().expect("clap requires a subcommand");
-    let config = cli.config.config.as_deref().map(std::path::Path::new);
+    let loaded = Loaded {
+        matches: sub_matches,
+        config: cli.config.config.as_deref().map(Path::new),
+    };
     match cli.command {
-        Command::Run(_) => {
-            let known = known_ids(&[
-                ids_of::<BrokerArgs>(),
-                ids_of::<PartnerArgs>(),
-                ids_of::<IssuanceArgs>(),
-                ids_of::<WorkerArgs>(),
-            ]);
-            let layers = Layers::new(
-                sub_matches,
-                config,
-                &known.iter().map(String::as_str).collect::<Vec<_>>(),
-            )?;
-            run(Settings::load(&layers)?).await
-        }
+        Command::Run(_) => run::run(loaded).await,
+        Command::SimulatePartner(args) => simulate::run(args).await,
+        Command::Demo(args) => demo::run(&args, loaded).await,
     }
-}
-
-fn known_ids(groups: &[Vec<String>]) -> Vec<String> {
-    groups.iter().flatten().cloned().collect()
-}
-
-async fn run(settings: Settings) -> Result<(), CliError> {
-    let shutdown = shutdown_on_signal();
-    let readiness = Readiness::default();
-    let server_stop = CancellationToken::new();
-    let addr = settings.worker.metrics_addr;
-    let (bound, server) = health::serve(addr, readiness.clone(), server_stop.clone())
-        .await
-        .map_err(|source| CliError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let brokers: Vec<String> = settings
-        .broker
-        .urls
-        .iter()
-        .map(|url| redact_url(url.expose()))
-        .collect();
-    tracing::info!(
-        metrics = %format!("http://{bound}/metrics"),
-        brokers = ?brokers,
-        partner = %redact_url(&settings.partner.url),
-        concurrency = settings.worker.concurrency,
-        "card-issuer starting"
-    );
-
-    let result = worker::run(settings, readiness, shutdown).await;
-
-    server_stop.cancel();
-    let _ = server.await;
-    tracing::info!("card-issuer stopped");
-    result.map_err(CliError::from)
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT; a second one ends the
