@@ -24,6 +24,7 @@ pub mod broker;
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod failpoint;
 pub mod health;
 pub mod issuance;
 pub mod metrics;

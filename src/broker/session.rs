@@ -6,6 +6,7 @@
 //! of deliveries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions};
@@ -95,14 +96,12 @@ impl Session {
     /// queues, not counted as attempts of ours.
     pub async fn close(self) {
         self.lost.cancel();
-        let _ = self
-            .consuming
-            .close(200, "card-issuer stopping".into())
-            .await;
-        let _ = self
-            .publishing
-            .close(200, "card-issuer stopping".into())
-            .await;
+        // A broken connection may never answer the close; give up on it.
+        let limit = Duration::from_secs(2);
+        for connection in [&self.consuming, &self.publishing] {
+            let closing = connection.close(200, "card-issuer stopping".into());
+            let _ = tokio::time::timeout(limit, closing).await;
+        }
     }
 }
 

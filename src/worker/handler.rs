@@ -174,6 +174,7 @@ impl Handler {
         };
         Span::current().record("request_id", request.id.as_str());
         Span::current().record("stage", progress.stage.as_str());
+        crate::failpoint::hit(request.id.as_str());
 
         let next = self.advance(&request, progress).await;
         self.settle(delivery, &request, next).await

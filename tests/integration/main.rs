@@ -3,8 +3,10 @@
 
 mod support;
 
+mod broker_loss;
 mod delays;
 mod events;
 mod partner_answers;
+mod poison;
 mod restarts;
 mod validation;

@@ -2,6 +2,7 @@
 //! names of their own, so every test runs alone on a shared broker.
 
 pub mod broker;
+pub mod proxy;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use card_issuer::broker::Topology;
 use card_issuer::health::{self, Readiness};
 use card_issuer::issuance::Plan;
-use card_issuer::settings::Settings;
+use card_issuer::secret::Secret;
+use card_issuer::settings::{BrokerSettings, Settings};
 use card_issuer::simulator::{self, Scenario, SimulatorConfig, SimulatorHandle};
 use card_issuer::upstream::{Event, Upstream};
 use card_issuer::worker;
@@ -84,6 +86,9 @@ impl TestApp {
 
     /// A worker with extra flags, e.g. `[("--deadline", "2s")]`.
     pub async fn start_with(extra: &[(&str, &str)]) -> Self {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            card_issuer::telemetry::init(card_issuer::telemetry::LogFormat::Text, &filter);
+        }
         let prefix = format!(
             "test-{}-{}-{:04x}",
             std::process::id(),
@@ -105,7 +110,13 @@ impl TestApp {
         let settings = Settings::from_flags(&flags).expect("test flags are valid");
 
         let (worker, metrics_addr) = run_worker(&settings).await;
-        let upstream = Upstream::connect(&settings.broker, "test upstream")
+        // The test's own client goes straight to the broker, whatever way the
+        // worker takes (a proxy, say).
+        let direct = BrokerSettings {
+            urls: vec![Secret::new(broker::url())],
+            ..settings.broker.clone()
+        };
+        let upstream = Upstream::connect(&direct, "test upstream")
             .await
             .expect("broker");
         let events = upstream

@@ -1,0 +1,90 @@
+//! The broker connection breaks or goes silent; the worker notices, starts
+//! a new session and loses nothing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use card_issuer::simulator::Reply;
+
+use crate::support::proxy::Proxy;
+use crate::support::{TestApp, broker, request_id};
+
+async fn proxy() -> Proxy {
+    let url = broker::url();
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let upstream: SocketAddr = tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    Proxy::start(upstream).await
+}
+
+async fn reconnects(app: &TestApp) -> u64 {
+    let metrics = app.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("card_issuer_broker_reconnects_total "))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_rebuilt_and_requests_carry_on() {
+    let proxy = proxy().await;
+    let mut app = TestApp::start_with(&[
+        ("--amqp-url", &proxy.amqp_url()),
+        ("--status-check-delays", "300ms"),
+    ])
+    .await;
+    let commands: Vec<_> = (0..10).map(|n| app.command(&format!("cut-{n}"))).collect();
+    let before = reconnects(&app).await;
+    for command in &commands {
+        app.script(
+            command,
+            vec![],
+            vec![Reply::code("1005"), Reply::code("1005"), Reply::success()],
+        );
+        app.send(command).await;
+    }
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    proxy.cut();
+
+    for command in &commands {
+        assert_eq!(
+            app.outcome(request_id(command)).await.routing_key,
+            "card.issued"
+        );
+        assert!(app.partner.stats(request_id(command)).open_card_calls <= 2);
+    }
+    assert!(
+        reconnects(&app).await > before,
+        "no new broker session was started"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_broker_is_noticed_and_unconfirmed_work_is_done_again() {
+    let proxy = proxy().await;
+    let mut app = TestApp::start_with(&[
+        ("--amqp-url", &proxy.amqp_url()),
+        ("--publish-timeout", "1s"),
+    ])
+    .await;
+    let command = app.command("silent");
+
+    // Nothing the worker publishes from now on is confirmed, and no
+    // heartbeat reaches it, until it gives up on the connection.
+    proxy.freeze(true);
+    app.send(&command).await;
+
+    let event = app.outcome(request_id(&command)).await;
+    assert_eq!(event.routing_key, "card.issued");
+    assert!(reconnects(&app).await >= 1);
+    app.stop().await;
+}
