@@ -112,6 +112,7 @@ pub fn main() -> ExitCode {
         && matches.value_source("log") == Some(clap::parser::ValueSource::DefaultValue);
     telemetry::init(cli.log_format, if quiet_demo { "warn" } else { &cli.log });
 
+    let log_format = cli.log_format;
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -122,7 +123,11 @@ pub fn main() -> ExitCode {
         Err(error) => {
             let chain = error_chain(&error);
             tracing::error!(error = %chain, "stopped");
-            eprintln!("card-issuer: {chain}");
+            // JSON logs stay one object per line; text users also get the
+            // reason as a plain last line, whatever the log filter.
+            if log_format == LogFormat::Text {
+                eprintln!("card-issuer: {chain}");
+            }
             ExitCode::FAILURE
         }
     }

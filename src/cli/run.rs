@@ -43,10 +43,16 @@ pub async fn run(loaded: Loaded<'_>) -> Result<(), CliError> {
         .iter()
         .map(|url| redact_url(url.expose()))
         .collect();
+    let issuance = &settings.issuance;
     tracing::info!(
         metrics = %format!("http://{bound}/metrics"),
         brokers = ?brokers,
         partner = %redact_url(&settings.partner.url),
+        partner_timeout = ?settings.partner.timeout,
+        partner_calls_per_second = settings.partner.calls_per_second,
+        status_check_delays = ?issuance.status_check_delays,
+        retry_delays = ?issuance.retry_delays,
+        deadline = ?issuance.deadline,
         concurrency = settings.worker.concurrency,
         "card-issuer starting"
     );

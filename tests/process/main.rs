@@ -1,0 +1,10 @@
+//! Tests of the real `card-issuer` processes: signals, crashes, what the
+//! logs hold, how settings combine and how bad ones are reported.
+
+#[path = "../integration/support/broker.rs"]
+mod broker;
+mod processes;
+
+mod logs;
+mod settings;
+mod signals;
