@@ -6,6 +6,7 @@ mod support;
 mod broker_loss;
 mod delays;
 mod events;
+mod hostile;
 mod partner_answers;
 mod poison;
 mod restarts;
