@@ -1,7 +1,7 @@
 //! The circuit breaker: when the partner keeps failing, new open-card calls
 //! pause instead of hammering it.
 //!
-//! Every partner call reports its reply here. Consecutive transient failures
+//! Open-card calls report their replies here. Consecutive transient failures
 //! (1007, 1009, 5xx, 429, timeouts) open the breaker; so does a
 //! `Retry-After` from the partner, for as long as it asks, and so do rejected
 //! credentials, for the longest retry delay. While it is open, open-card
@@ -9,6 +9,11 @@
 //! partner has already issued should not wait on a new application. When the
 //! pause ends, one trial call goes through: an answer closes the breaker, a
 //! failure opens it again for twice as long, up to ten times the base.
+//!
+//! Status checks report too, but only what concerns every call: rejected
+//! credentials and a `Retry-After`. Their other answers say nothing about
+//! open-card: the partner may answer 1005 to status checks while its HUMO
+//! side answers 1007 to every new application.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -152,20 +157,47 @@ impl Breaker {
         }
     }
 
-    /// Takes one call's reply into account.
-    pub fn record(&self, reply: &Reply) {
+    /// Takes an open-card call's reply into account.
+    pub fn record_open_card(&self, reply: &Reply) {
+        self.update(classify(reply), true);
+    }
+
+    /// Takes a status check's reply into account: only rejected
+    /// credentials and a `Retry-After` count.
+    pub fn record_status_check(&self, reply: &Reply) {
+        let verdict = match classify(reply) {
+            Verdict::Credentials => Verdict::Credentials,
+            Verdict::Failing {
+                retry_after: Some(asked),
+            } if !asked.is_zero() => Verdict::Failing {
+                retry_after: Some(asked),
+            },
+            _ => return,
+        };
+        self.update(verdict, false);
+    }
+
+    fn update(&self, verdict: Verdict, from_open_card: bool) {
         let mut state = self.lock();
         let before = BreakerKind::of(&state);
-        let next = match classify(reply) {
-            Verdict::Healthy => State::Closed {
-                failures_in_a_row: 0,
-            },
-            Verdict::Credentials => State::Open {
+        let next = match (verdict, &*state) {
+            (Verdict::Credentials, _) => State::Open {
                 until: Instant::now() + self.credentials_pause,
                 openings: openings_of(&state),
                 credentials: true,
             },
-            Verdict::Failing { retry_after } => self.after_failure(&state, retry_after),
+            // Answers to calls let out before the breaker opened arrive
+            // late; they neither close it nor extend the pause.
+            (_, State::Open { .. }) => return,
+            (Verdict::Healthy, _) => State::Closed {
+                failures_in_a_row: 0,
+            },
+            (Verdict::Failing { retry_after }, current) => {
+                if !from_open_card && !matches!(current, State::Closed { .. }) {
+                    return;
+                }
+                self.after_failure(current, retry_after)
+            }
         };
         *state = next;
         let after = BreakerKind::of(&state);
@@ -189,18 +221,9 @@ impl Breaker {
                 }
                 self.open(1, asked)
             }
-            State::HalfOpen { openings, .. } => self.open(openings + 1, asked),
-            // Calls admitted before the breaker opened report late; they
-            // neither extend nor shorten the pause.
-            State::Open {
-                until,
-                openings,
-                credentials,
-            } => State::Open {
-                until: *until,
-                openings: *openings,
-                credentials: *credentials,
-            },
+            State::HalfOpen { openings, .. } | State::Open { openings, .. } => {
+                self.open(openings + 1, asked)
+            }
         }
     }
 

@@ -289,7 +289,10 @@ impl Handler {
             Some(command) => services.partner.open_card(command).await,
             None => services.partner.card_status(&request.id).await,
         };
-        services.breaker.record(&reply);
+        match command {
+            Some(_) => services.breaker.record_open_card(&reply),
+            None => services.breaker.record_status_check(&reply),
+        }
         Some(reply)
     }
 

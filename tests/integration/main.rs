@@ -8,6 +8,8 @@ mod delays;
 mod events;
 mod hostile;
 mod partner_answers;
+mod partner_guards;
 mod poison;
 mod restarts;
+mod tls;
 mod validation;

@@ -29,8 +29,8 @@ fn refused(code: &str) -> Reply {
 async fn stays_closed_below_the_threshold() {
     let breaker = breaker();
 
-    breaker.record(&timeout());
-    breaker.record(&refused("1007"));
+    breaker.record_open_card(&timeout());
+    breaker.record_open_card(&refused("1007"));
 
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
@@ -39,10 +39,10 @@ async fn stays_closed_below_the_threshold() {
 async fn a_definite_answer_resets_the_count() {
     let breaker = breaker();
 
-    breaker.record(&timeout());
-    breaker.record(&timeout());
-    breaker.record(&refused("1006"));
-    breaker.record(&timeout());
+    breaker.record_open_card(&timeout());
+    breaker.record_open_card(&timeout());
+    breaker.record_open_card(&refused("1006"));
+    breaker.record_open_card(&timeout());
 
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
@@ -51,7 +51,7 @@ async fn a_definite_answer_resets_the_count() {
 async fn failures_in_a_row_open_it_and_admission_waits_for_the_pause() {
     let breaker = breaker();
     for _ in 0..3 {
-        breaker.record(&refused("1009"));
+        breaker.record_open_card(&refused("1009"));
     }
     assert_eq!(breaker.state(), BreakerState::Open);
     let start = Instant::now();
@@ -70,14 +70,14 @@ async fn failures_in_a_row_open_it_and_admission_waits_for_the_pause() {
 async fn one_trial_at_a_time_and_its_success_closes_the_breaker() {
     let breaker = breaker();
     for _ in 0..3 {
-        breaker.record(&timeout());
+        breaker.record_open_card(&timeout());
     }
     tokio::time::advance(PAUSE * 2).await;
     let trial = breaker.admit().await;
     let second = tokio::time::timeout(Duration::from_secs(60), breaker.admit()).await;
     assert!(second.is_err(), "a second call went out beside the trial");
 
-    breaker.record(&Reply::Accepted);
+    breaker.record_open_card(&Reply::Accepted);
     drop(trial);
 
     let after = tokio::time::timeout(Duration::from_millis(1), breaker.admit()).await;
@@ -89,12 +89,12 @@ async fn one_trial_at_a_time_and_its_success_closes_the_breaker() {
 async fn a_failed_trial_doubles_the_pause() {
     let breaker = breaker();
     for _ in 0..3 {
-        breaker.record(&timeout());
+        breaker.record_open_card(&timeout());
     }
     tokio::time::advance(PAUSE * 2).await;
     let trial = breaker.admit().await;
 
-    breaker.record(&timeout());
+    breaker.record_open_card(&timeout());
     drop(trial);
     let start = Instant::now();
     let _next = breaker.admit().await;
@@ -110,7 +110,7 @@ async fn a_failed_trial_doubles_the_pause() {
 async fn an_abandoned_trial_lets_another_caller_try() {
     let breaker = breaker();
     for _ in 0..3 {
-        breaker.record(&timeout());
+        breaker.record_open_card(&timeout());
     }
     tokio::time::advance(PAUSE * 2).await;
 
@@ -125,7 +125,7 @@ async fn retry_after_opens_it_at_once_for_as_long_as_asked() {
     let breaker = breaker();
     let asked = Duration::from_secs(45);
 
-    breaker.record(&Reply::Unavailable {
+    breaker.record_open_card(&Reply::Unavailable {
         cause: Unavailable::TooManyRequests,
         retry_after: Some(asked),
     });
@@ -143,9 +143,42 @@ async fn retry_after_opens_it_at_once_for_as_long_as_asked() {
 async fn rejected_credentials_pause_for_the_credentials_pause() {
     let breaker = breaker();
 
-    breaker.record(&Reply::CredentialsRejected { http_status: 401 });
+    breaker.record_open_card(&Reply::CredentialsRejected { http_status: 401 });
     let start = Instant::now();
     let _admission = breaker.admit().await;
 
     assert_eq!(start.elapsed(), Duration::from_secs(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_check_answers_neither_open_nor_close_it() {
+    let breaker = breaker();
+    for _ in 0..3 {
+        breaker.record_status_check(&timeout());
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+
+    for _ in 0..3 {
+        breaker.record_open_card(&timeout());
+    }
+    breaker.record_status_check(&Reply::Accepted);
+    breaker.record_status_check(&refused("1005"));
+
+    assert_eq!(breaker.state(), BreakerState::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_check_can_still_report_rejected_credentials_and_retry_after() {
+    let breaker = breaker();
+    let asked = Reply::Unavailable {
+        cause: Unavailable::TooManyRequests,
+        retry_after: Some(PAUSE),
+    };
+
+    breaker.record_status_check(&asked);
+    assert_eq!(breaker.state(), BreakerState::Open);
+
+    let other = self::breaker();
+    other.record_status_check(&Reply::CredentialsRejected { http_status: 403 });
+    assert_eq!(other.state(), BreakerState::Open);
 }

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod proxy;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
