@@ -13,7 +13,8 @@
 //!   headers), what each reply leads to, and the terminal events.
 //! - [`broker`]: connections, the topology, confirmed publishing.
 //! - [`worker`]: the supervisor, the consumers and the per-delivery handler.
-//! - [`health`], [`metrics`], [`telemetry`]: what operators see.
+//! - [`health`], [`metrics`], [`telemetry`]: what operators see; [`ops`]: what
+//!   they do by hand (submit, ask the partner, move parked messages back).
 //! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
 //!
@@ -28,6 +29,7 @@ pub mod failpoint;
 pub mod health;
 pub mod issuance;
 pub mod metrics;
+pub mod ops;
 pub mod partner;
 pub mod secret;
 pub mod settings;

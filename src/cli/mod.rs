@@ -1,8 +1,11 @@
 //! The command line: one binary, one file per subcommand.
 
+mod dead_letters;
 mod demo;
+mod partner;
 mod run;
 mod simulate;
+mod submit;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,6 +50,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     SimulatePartner(simulate::SimulateArgs),
     Demo(Box<demo::DemoArgs>),
+    Submit(Box<submit::SubmitArgs>),
+    Partner(Box<partner::PartnerQueryArgs>),
+    DeadLetters(Box<dead_letters::DeadLetterArgs>),
 }
 
 /// What stops a subcommand; printed with its causes, and the exit code is 1.
@@ -61,6 +67,15 @@ pub enum CliError {
     /// The demo could not run.
     #[error(transparent)]
     Demo(#[from] DemoError),
+    /// `submit` could not submit or got no answer.
+    #[error(transparent)]
+    Submit(#[from] crate::ops::submit::SubmitError),
+    /// The dead-letter queue could not be used.
+    #[error(transparent)]
+    DeadLetters(#[from] crate::ops::dead_letters::DeadLetterError),
+    /// `submit` got its answer, and it is `card.failed` (exit code 2).
+    #[error("the card was not issued")]
+    NotIssued,
     /// The demo ran, but not every command reached its outcome.
     #[error("not every demo command reached the outcome it should (see above)")]
     DemoFailed,
@@ -120,6 +135,8 @@ pub fn main() -> ExitCode {
         .and_then(|runtime| runtime.block_on(dispatch(cli, &matches)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The event was printed; the exit code tells scripts how it ended.
+        Err(CliError::NotIssued) => ExitCode::from(2),
         Err(error) => {
             let chain = error_chain(&error);
             tracing::error!(error = %chain, "stopped");
@@ -143,6 +160,12 @@ async fn dispatch(cli: Cli, matches: &ArgMatches) -> Result<(), CliError> {
         Command::Run(_) => run::run(loaded).await,
         Command::SimulatePartner(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&args, loaded).await,
+        Command::Submit(args) => match submit::run(&args, loaded).await? {
+            true => Ok(()),
+            false => Err(CliError::NotIssued),
+        },
+        Command::Partner(args) => partner::run(&args, loaded).await,
+        Command::DeadLetters(args) => dead_letters::run(&args, loaded).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod broker_loss;
 mod delays;
 mod events;
 mod hostile;
+mod operations;
 mod partner_answers;
 mod partner_guards;
 mod poison;
