@@ -43,20 +43,26 @@ impl Catalogue {
     /// Fetches the list once; on failure the previous list stays.
     pub async fn refresh(&self, client: &PartnerClient) -> bool {
         match client.products().await {
-            Ok(products) => {
-                metrics::products_known(products.len());
-                tracing::debug!(count = products.len(), "product list fetched");
-                *self
-                    .products
-                    .write()
-                    .expect("catalogue lock is never poisoned") = Some(Arc::new(products));
-                true
-            }
+            Ok(products) => self.replace(products),
             Err(error) => {
                 tracing::warn!(%error, "cannot refresh the product list; keeping the last one");
                 false
             }
         }
+    }
+
+    /// Takes a fetched list, unless it is empty and a list is known: an
+    /// empty list from a partner in trouble would turn every command away as
+    /// an unknown product, and the last list is safer.
+    fn replace(&self, products: Vec<Product>) -> bool {
+        if products.is_empty() && self.is_loaded() {
+            tracing::warn!("the partner listed no products; keeping the last list");
+            return false;
+        }
+        metrics::products_known(products.len());
+        tracing::debug!(count = products.len(), "product list fetched");
+        *self.products.write().expect("catalogue lock is never poisoned") = Some(Arc::new(products));
+        true
     }
 
     /// Fetches until the first list arrives, backing off from `first_wait`
@@ -98,5 +104,44 @@ impl Catalogue {
             .read()
             .expect("catalogue lock is never poisoned")
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn humo() -> Product {
+        Product { id: ProductId(1), name: "HUMO virtual".into() }
+    }
+
+    #[test]
+    fn nothing_is_offered_before_the_first_list() {
+        let catalogue = Catalogue::new();
+
+        assert!(!catalogue.is_loaded());
+        assert!(!catalogue.offers(ProductId(1)));
+    }
+
+    #[test]
+    fn an_empty_list_does_not_replace_a_known_one() {
+        let catalogue = Catalogue::new();
+        catalogue.replace(vec![humo()]);
+
+        let replaced = catalogue.replace(vec![]);
+
+        assert!(!replaced);
+        assert!(catalogue.offers(ProductId(1)));
+    }
+
+    #[test]
+    fn a_new_list_replaces_the_old_one() {
+        let catalogue = Catalogue::new();
+        catalogue.replace(vec![humo()]);
+
+        catalogue.replace(vec![Product { id: ProductId(2), name: "VISA virtual".into() }]);
+
+        assert!(!catalogue.offers(ProductId(1)));
+        assert!(catalogue.offers(ProductId(2)));
     }
 }

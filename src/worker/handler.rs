@@ -449,6 +449,8 @@ impl Handler {
     /// Runs `wait` unless the session is lost or shutdown begins first.
     async fn unless_stopped<T>(&self, wait: impl Future<Output = T>) -> Option<T> {
         tokio::select! {
+            // A wait that is already over wins: work that can go on, does.
+            biased;
             value = wait => Some(value),
             () = self.session_lost.cancelled() => None,
             () = self.shutdown.cancelled() => None,
