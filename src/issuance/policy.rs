@@ -48,7 +48,8 @@ impl Plan {
         }
     }
 
-    /// Every distinct delay a decision may choose: one delay queue each.
+    /// Every distinct delay a decision may choose: one delay queue each. A
+    /// zero delay needs no queue; such a step goes straight back.
     pub fn all_delays(&self) -> Vec<Duration> {
         let mut delays: Vec<Duration> = self
             .status_check_delays
@@ -56,6 +57,7 @@ impl Plan {
             .chain(&self.retry_delays)
             .copied()
             .collect();
+        delays.retain(|delay| !delay.is_zero());
         delays.sort();
         delays.dedup();
         delays

@@ -61,7 +61,10 @@ impl Catalogue {
         }
         metrics::products_known(products.len());
         tracing::debug!(count = products.len(), "product list fetched");
-        *self.products.write().expect("catalogue lock is never poisoned") = Some(Arc::new(products));
+        *self
+            .products
+            .write()
+            .expect("catalogue lock is never poisoned") = Some(Arc::new(products));
         true
     }
 
@@ -112,7 +115,10 @@ mod tests {
     use super::*;
 
     fn humo() -> Product {
-        Product { id: ProductId(1), name: "HUMO virtual".into() }
+        Product {
+            id: ProductId(1),
+            name: "HUMO virtual".into(),
+        }
     }
 
     #[test]
@@ -139,7 +145,10 @@ mod tests {
         let catalogue = Catalogue::new();
         catalogue.replace(vec![humo()]);
 
-        catalogue.replace(vec![Product { id: ProductId(2), name: "VISA virtual".into() }]);
+        catalogue.replace(vec![Product {
+            id: ProductId(2),
+            name: "VISA virtual".into(),
+        }]);
 
         assert!(!catalogue.offers(ProductId(1)));
         assert!(catalogue.offers(ProductId(2)));

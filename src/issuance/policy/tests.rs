@@ -359,9 +359,13 @@ fn past_the_deadline_open_card_is_not_sent_again() {
 }
 
 #[test]
-fn every_configured_delay_gets_a_queue_once() {
+fn every_configured_delay_gets_a_queue_once_and_zero_none() {
     let plan = Plan {
-        status_check_delays: vec![Duration::from_secs(2), Duration::from_secs(1)],
+        status_check_delays: vec![
+            Duration::ZERO,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        ],
         retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
     };
 
