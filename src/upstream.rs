@@ -11,6 +11,7 @@ use lapin::{BasicProperties, Connection, Consumer};
 use serde_json::Value;
 
 use crate::broker::{BrokerError, PublishError, Publisher, connect};
+use crate::issuance::header_text;
 use crate::settings::BrokerSettings;
 
 /// A connection that publishes commands.
@@ -210,20 +211,8 @@ impl Parked {
             .await
             .ok()??
             .ok()?;
-        let header = |name: &str| {
-            delivery
-                .properties
-                .headers()
-                .as_ref()
-                .and_then(|table| table.inner().get(name))
-                .and_then(|value| match value {
-                    lapin::types::AMQPValue::LongString(text) => {
-                        Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default()
-        };
+        let headers = delivery.properties.headers().as_ref();
+        let header = |name: &str| header_text(headers, name).unwrap_or_default();
         Some(ParkedMessage {
             reason: header(crate::issuance::headers::REASON),
             detail: header(crate::issuance::headers::DETAIL),

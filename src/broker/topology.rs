@@ -23,7 +23,10 @@
 
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 
@@ -138,6 +141,46 @@ impl Topology {
                 let key = format!("{}.{}", stage_key(stage), delay_label(delay));
                 bind(channel, &queue, &self.delay_exchange, &key).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes everything [`Topology::declare`] declared, messages included:
+    /// for tests and measurement runs that cleaned up after themselves.
+    pub async fn delete(&self, channel: &Channel) -> Result<(), BrokerError> {
+        let mut queues = vec![
+            &self.command_queue,
+            &self.status_queue,
+            &self.dead_letter_queue,
+        ];
+        let delay_queues: Vec<String> = self
+            .delays
+            .iter()
+            .map(|delay| self.delay_queue(*delay))
+            .collect();
+        queues.extend(&delay_queues);
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(|source| BrokerError::Setup {
+                    what: format!("delete queue {queue}"),
+                    source,
+                })?;
+        }
+        for exchange in [
+            &self.commands_exchange,
+            &self.events_exchange,
+            &self.delay_exchange,
+            &self.resume_exchange,
+        ] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(|source| BrokerError::Setup {
+                    what: format!("delete exchange {exchange}"),
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -150,6 +150,19 @@ pub fn read_ids(body: &[u8], max_bytes: usize) -> Result<(RequestId, ProductId),
     Ok((request_id, product_id))
 }
 
+/// The request id as written in a body, when the body is a JSON object that
+/// has one; for operators' tools, which show ids of bodies they cannot judge.
+pub fn request_id_of(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("requestId")?
+    {
+        Value::String(id) => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
 fn parse_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, Rejection> {
     let anonymous = |reason, detail: String| Rejection {
         reason,

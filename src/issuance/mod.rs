@@ -7,4 +7,6 @@ mod progress;
 
 pub use outcome::{Failure, FailureReason, Outcome};
 pub use policy::{Decision, Plan, StatusCheckReason, decide, stage_to_run};
-pub use progress::{Progress, ProgressError, Stage, earlier_deliveries, headers, without_own};
+pub use progress::{
+    Progress, ProgressError, Stage, earlier_deliveries, header_text, headers, without_own,
+};

@@ -256,6 +256,13 @@ pub fn without_own(original: Option<&FieldTable>) -> FieldTable {
     table
 }
 
+/// A header's value as text, when it is a string.
+pub fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    headers
+        .and_then(|table| table.inner().get(name))
+        .and_then(text)
+}
+
 /// A header value as text.
 pub fn long_string(text: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(text.as_bytes().to_vec()))

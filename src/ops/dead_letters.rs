@@ -14,7 +14,8 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 
 use crate::broker::{BrokerError, PublishError, Publisher, Topology, connect};
-use crate::issuance::{Progress, Stage, headers};
+use crate::domain::request_id_of;
+use crate::issuance::{Progress, Stage, header_text, headers};
 use crate::settings::BrokerSettings;
 
 /// One parked message, as far as it can be shown: ids and reasons, never
@@ -163,32 +164,14 @@ fn resumed_headers(original: Option<&FieldTable>, selection: &Selection) -> Fiel
 
 fn describe(properties: &BasicProperties, body: &[u8]) -> Parked {
     let table = properties.headers().as_ref();
-    let text = |name: &str| {
-        table
-            .and_then(|table| table.inner().get(name))
-            .and_then(|value| match value {
-                AMQPValue::LongString(text) => {
-                    Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
-                }
-                AMQPValue::ShortString(text) => Some(text.to_string()),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
+    let text = |name: &str| header_text(table, name).unwrap_or_default();
     let stage = Progress::from_headers(table, 0, Duration::ZERO)
         .map(|progress| progress.stage)
         .unwrap_or(Stage::OpenCard);
-    let request_id = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|command| match &command["requestId"] {
-            serde_json::Value::String(id) => Some(id.clone()),
-            serde_json::Value::Number(id) => Some(id.to_string()),
-            _ => None,
-        });
     Parked {
         reason: text(headers::REASON),
         detail: text(headers::DETAIL),
-        request_id,
+        request_id: request_id_of(body),
         stage,
     }
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::broker::{BrokerError, PublishError};
+use crate::domain::request_id_of;
 use crate::settings::BrokerSettings;
 use crate::upstream::{Event, Upstream};
 
@@ -35,14 +36,7 @@ pub async fn submit(
     correlation_id: Option<&str>,
     wait: Duration,
 ) -> Result<Event, SubmitError> {
-    let request_id = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|command| match &command["requestId"] {
-            serde_json::Value::String(id) => Some(id.clone()),
-            serde_json::Value::Number(id) => Some(id.to_string()),
-            _ => None,
-        })
-        .ok_or(SubmitError::NoRequestId)?;
+    let request_id = request_id_of(body).ok_or(SubmitError::NoRequestId)?;
 
     let upstream = Upstream::connect(broker, "card-issuer submit").await?;
     // Subscribed before publishing, so the answer cannot slip past.

@@ -1,7 +1,6 @@
 //! The broker connection breaks or goes silent; the worker notices, starts
 //! a new session and loses nothing.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use card_issuer::simulator::Reply;
@@ -10,18 +9,7 @@ use crate::support::proxy::Proxy;
 use crate::support::{TestApp, broker, request_id};
 
 async fn proxy() -> Proxy {
-    let url = broker::url();
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    let upstream: SocketAddr = tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    Proxy::start(upstream).await
+    Proxy::start(broker::addr().await).await
 }
 
 async fn reconnects(app: &TestApp) -> u64 {

@@ -71,7 +71,7 @@ async fn unusable_request_ids_are_refused_and_overlong_ones_not_echoed() {
 
     let event = app.outcome("..").await;
     assert_eq!(event.body["reason"], "invalid_command");
-    let parked = wait_for_parked(&app, 2).await;
+    let parked = app.wait_for_parked(2).await;
     assert!(
         parked
             .iter()
@@ -90,7 +90,7 @@ async fn a_body_over_the_size_limit_is_parked() {
 
     app.send(&command).await;
 
-    let parked = wait_for_parked(&app, 1).await;
+    let parked = app.wait_for_parked(1).await;
     assert_eq!(parked[0].reason, "too_large");
     app.stop().await;
 }
@@ -183,16 +183,4 @@ async fn a_card_number_sent_as_a_number_comes_out_as_a_string() {
     assert_eq!(event.body["cardNumber"], "8600999988887777");
     assert_eq!(event.body["maskedCardNumber"], "860099******7777");
     app.stop().await;
-}
-
-async fn wait_for_parked(app: &TestApp, count: usize) -> Vec<crate::support::ParkedMessage> {
-    let mut parked = vec![];
-    for _ in 0..100 {
-        parked.extend(app.parked().await);
-        if parked.len() >= count {
-            return parked;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("expected {count} parked message(s), found {}", parked.len());
 }

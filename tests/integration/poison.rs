@@ -24,7 +24,7 @@ async fn a_message_that_always_panics_the_handler_is_parked_and_others_go_on() {
         app.outcome(request_id(&healthy)).await.routing_key,
         "card.issued"
     );
-    let parked = wait_for_parked(&app, 1).await;
+    let parked = app.wait_for_parked(1).await;
     assert_eq!(parked[0].reason, "handler_failed");
     assert_eq!(parked[0].body, poison.to_string().into_bytes());
     app.assert_no_event(request_id(&poison), Duration::from_millis(500))
@@ -60,7 +60,7 @@ async fn a_message_delivered_too_often_is_parked_as_poison() {
 
     publish_with_headers(&app, &command, headers).await;
 
-    let parked = wait_for_parked(&app, 1).await;
+    let parked = app.wait_for_parked(1).await;
     assert_eq!(parked[0].reason, "delivery_limit");
     app.assert_no_event(request_id(&command), Duration::from_millis(500))
         .await;
@@ -80,7 +80,7 @@ async fn unreadable_progress_headers_are_parked_not_guessed() {
 
     publish_with_headers(&app, &command, headers).await;
 
-    let parked = wait_for_parked(&app, 1).await;
+    let parked = app.wait_for_parked(1).await;
     assert_eq!(parked[0].reason, "invalid_progress");
     app.assert_no_event(request_id(&command), Duration::from_millis(300))
         .await;
@@ -106,16 +106,4 @@ async fn publish_with_headers(app: &TestApp, command: &serde_json::Value, header
         .await
         .unwrap();
     let _ = connection.close(200, "done".into()).await;
-}
-
-async fn wait_for_parked(app: &TestApp, count: usize) -> Vec<crate::support::ParkedMessage> {
-    let mut parked = vec![];
-    for _ in 0..100 {
-        parked.extend(app.parked().await);
-        if parked.len() >= count {
-            return parked;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("expected {count} parked message(s), found {}", parked.len());
 }

@@ -1,32 +1,16 @@
 //! The worker over TLS: `amqps://` to the broker and `https://` to the
 //! partner, both trusting a private CA given in a file.
 
-use std::net::SocketAddr;
-
 use card_issuer::partner::PartnerClient;
 use card_issuer::settings::Settings;
 
 use crate::support::tls::PrivateCa;
 use crate::support::{TestApp, broker, request_id};
 
-async fn broker_addr() -> SocketAddr {
-    let url = broker::url();
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_card_is_issued_over_amqps_and_https_with_a_private_ca() {
     let ca = PrivateCa::new();
-    let amqps_port = ca.terminate(broker_addr().await).await;
+    let amqps_port = ca.terminate(broker::addr().await).await;
     // The simulator is started by the app; a first app tells us its port.
     let mut app = TestApp::start().await;
     let https_port = ca.terminate(app.partner.addr()).await;

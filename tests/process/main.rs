@@ -2,6 +2,7 @@
 //! logs hold, how settings combine and how bad ones are reported.
 
 #[path = "../integration/support/broker.rs"]
+#[allow(dead_code)] // shared with the integration tests, which use all of it
 mod broker;
 mod processes;
 

@@ -242,54 +242,8 @@ impl Drop for Worker {
             &settings.broker,
             card_issuer::issuance::Plan::new(&settings.issuance).all_delays(),
         );
-        // Removes what the worker declared, from a thread of its own since a
-        // destructor cannot await.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(delete_topology(&topology));
-        })
-        .join();
+        crate::broker::delete_in_background(topology);
     }
-}
-
-async fn delete_topology(topology: &card_issuer::broker::Topology) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(connection) = lapin::Connection::connect(
-        &crate::broker::url(),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    else {
-        return;
-    };
-    let channel = connection.create_channel().await.unwrap();
-    let mut queues = vec![
-        topology.command_queue.clone(),
-        topology.status_queue.clone(),
-        topology.dead_letter_queue.clone(),
-    ];
-    queues.extend(
-        topology
-            .delays
-            .iter()
-            .map(|delay| topology.delay_queue(*delay)),
-    );
-    for queue in queues {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [
-        &topology.commands_exchange,
-        &topology.events_exchange,
-        &topology.delay_exchange,
-        &topology.resume_exchange,
-    ] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = connection.close(200, "cleaned up".into()).await;
 }
 
 /// An upstream client subscribed to a worker's events.

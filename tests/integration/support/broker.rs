@@ -18,6 +18,41 @@ pub fn url() -> String {
     URL.get_or_init(find).clone()
 }
 
+/// The broker's host and port, resolved.
+pub async fn addr() -> SocketAddr {
+    let url = url();
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next());
+    let host_port = host_port.expect("the test broker URL names a host");
+    tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .expect("the broker host resolves")
+}
+
+/// Deletes everything a worker declared, from a thread of its own: test
+/// destructors cannot await.
+pub fn delete_in_background(topology: card_issuer::broker::Topology) {
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let Ok(connection) =
+                lapin::Connection::connect(&url(), lapin::ConnectionProperties::default()).await
+            else {
+                return;
+            };
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = topology.delete(&channel).await;
+            }
+            let _ = connection.close(200, "cleaned up".into()).await;
+        });
+    })
+    .join();
+}
+
 fn find() -> String {
     if let Ok(url) = std::env::var("CARD_ISSUER_TEST_AMQP_URL") {
         return url;

@@ -18,7 +18,7 @@ use card_issuer::settings::{BrokerSettings, Settings};
 use card_issuer::simulator::{self, Scenario, SimulatorConfig, SimulatorHandle};
 use card_issuer::upstream::{Event, Upstream};
 use card_issuer::worker;
-use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::BasicGetOptions;
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -252,21 +252,8 @@ impl TestApp {
             .await
             .unwrap()
         {
-            let header = |name: &str| {
-                message
-                    .delivery
-                    .properties
-                    .headers()
-                    .as_ref()
-                    .and_then(|table| {
-                        table.inner().get(name).map(|value| match value {
-                            lapin::types::AMQPValue::LongString(text) => {
-                                String::from_utf8_lossy(text.as_bytes()).into_owned()
-                            }
-                            other => format!("{other:?}"),
-                        })
-                    })
-            };
+            let headers = message.delivery.properties.headers().as_ref();
+            let header = |name: &str| card_issuer::issuance::header_text(headers, name);
             parked.push(ParkedMessage {
                 reason: header("card-issuer-reason").unwrap_or_default(),
                 detail: header("card-issuer-detail").unwrap_or_default(),
@@ -275,6 +262,20 @@ impl TestApp {
         }
         let _ = connection.close(200, "done".into()).await;
         parked
+    }
+
+    /// Waits until at least `count` messages are parked, and returns them
+    /// (removed from the queue).
+    pub async fn wait_for_parked(&self, count: usize) -> Vec<ParkedMessage> {
+        let mut parked = vec![];
+        for _ in 0..100 {
+            parked.extend(self.parked().await);
+            if parked.len() >= count {
+                return parked;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {count} parked message(s), found {}", parked.len());
     }
 
     /// The worker's /metrics text.
@@ -293,7 +294,13 @@ impl TestApp {
     /// Stops the worker and deletes everything it declared.
     pub async fn stop(mut self) {
         self.stop_worker().await;
-        delete_topology(&self.topology()).await;
+        let connection = connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        self.topology()
+            .delete(&channel)
+            .await
+            .expect("the test topology can be deleted");
+        let _ = connection.close(200, "cleaned up".into()).await;
         self.cleaned = true;
     }
 }
@@ -303,14 +310,8 @@ impl Drop for TestApp {
         if self.cleaned {
             return;
         }
-        // A failed test still removes its queues, from a thread of its own
-        // since no async work can run in a destructor.
-        let topology = self.topology();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(delete_topology(&topology));
-        })
-        .join();
+        // A failed test still removes its queues.
+        broker::delete_in_background(self.topology());
     }
 }
 
@@ -364,38 +365,6 @@ pub async fn connect() -> Connection {
     Connection::connect(&broker::url(), ConnectionProperties::default())
         .await
         .expect("broker")
-}
-
-async fn delete_topology(topology: &Topology) {
-    let connection = connect().await;
-    let channel = connection.create_channel().await.unwrap();
-    let mut queues = vec![
-        topology.command_queue.clone(),
-        topology.status_queue.clone(),
-        topology.dead_letter_queue.clone(),
-    ];
-    queues.extend(
-        topology
-            .delays
-            .iter()
-            .map(|delay| topology.delay_queue(*delay)),
-    );
-    for queue in queues {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [
-        &topology.commands_exchange,
-        &topology.events_exchange,
-        &topology.delay_exchange,
-        &topology.resume_exchange,
-    ] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = connection.close(200, "cleaned up".into()).await;
 }
 
 async fn reqwest_text(url: &str) -> String {
