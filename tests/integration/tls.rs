@@ -31,8 +31,12 @@ async fn a_card_is_issued_over_amqps_and_https_with_a_private_ca() {
         "p@ssw0rd".to_owned(),
         "--partner-calls-per-second".to_owned(),
         "0".to_owned(),
+        // The same delays as the first worker, so the same queues are
+        // cleaned up at the end.
         "--status-check-delays".to_owned(),
-        "100ms".to_owned(),
+        "100ms,200ms".to_owned(),
+        "--retry-delays".to_owned(),
+        "100ms,300ms".to_owned(),
         "--commands-exchange".to_owned(),
         app.settings.broker.commands_exchange.clone(),
         "--events-exchange".to_owned(),
