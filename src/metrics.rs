@@ -85,6 +85,7 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("the metrics recorder is installed once, here");
             describe();
+            start_at_zero();
             handle
         })
         .clone()
@@ -138,6 +139,29 @@ fn describe() {
         RATE_LIMIT_WAIT,
         "Seconds partner calls waited for the rate cap."
     );
+}
+
+/// Series that alerts compute `increase()` or ratios over exist from the
+/// start, at zero: a counter first seen at 1 would hide its first increment
+/// from Prometheus.
+fn start_at_zero() {
+    for name in [COMMANDS_RECEIVED, PARTNER_AUTH_FAILURES, BROKER_RECONNECTS] {
+        counter!(name).absolute(0);
+    }
+    let outcomes = [
+        ("issued", "issued"),
+        ("failed", "rejected"),
+        ("failed", "invalid_command"),
+        ("failed", "unknown_product"),
+        ("failed", "deadline_exceeded"),
+    ];
+    for (outcome, reason) in outcomes {
+        counter!(OUTCOMES, "outcome" => outcome, "reason" => reason).absolute(0);
+    }
+    for reason in ["unroutable", "nacked", "unconfirmed", "channel"] {
+        counter!(PUBLISH_FAILURES, "reason" => reason).absolute(0);
+    }
+    gauge!(MESSAGES_IN_PROGRESS).set(0.0);
 }
 
 /// Counts a command taken from the queue.
