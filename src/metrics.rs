@@ -162,6 +162,8 @@ fn start_at_zero() {
         counter!(PUBLISH_FAILURES, "reason" => reason).absolute(0);
     }
     gauge!(MESSAGES_IN_PROGRESS).set(0.0);
+    gauge!(BROKER_READY).set(0.0);
+    gauge!(PRODUCTS_KNOWN).set(0.0);
 }
 
 /// Counts a command taken from the queue.

@@ -112,7 +112,10 @@ impl Upstream {
                 FieldTable::default(),
             )
             .await
-            .map_err(setup("bind the events queue"))?;
+            .map_err(setup(&format!(
+                "bind a queue to {events_exchange} (the worker declares that exchange: is one \
+                 running with these names?)"
+            )))?;
         let options = BasicConsumeOptions {
             no_ack: true,
             ..Default::default()

@@ -37,8 +37,8 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
-    /// Connecting failed; the supervisor retries with backoff.
-    #[error("cannot connect to {url}; will retry")]
+    /// Connecting failed (the worker's supervisor retries with backoff).
+    #[error("cannot connect to {url}")]
     Connect {
         /// The URL with its password hidden.
         url: String,

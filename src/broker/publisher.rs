@@ -17,7 +17,10 @@ use crate::metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// No queue is bound for the routing key; the broker handed it back.
-    #[error("nothing is bound to {exchange} for {routing_key}; the broker returned the message")]
+    #[error(
+        "nothing is bound to {exchange} for {routing_key}, so the broker returned the message; \
+         bind a queue for it"
+    )]
     Unroutable {
         /// The exchange.
         exchange: String,

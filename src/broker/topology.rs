@@ -53,6 +53,8 @@ pub struct Topology {
     pub resume_exchange: String,
     /// Every delay the policy may choose.
     pub delays: Vec<Duration>,
+    /// A queue for events the worker declares and binds itself, if any.
+    pub events_queue: Option<String>,
     /// The kind of the command, status-check and dead-letter queues.
     pub queue_type: QueueType,
 }
@@ -73,6 +75,7 @@ impl Topology {
             delay_exchange: format!("{prefix}.delay"),
             resume_exchange: format!("{prefix}.resume"),
             delays,
+            events_queue: settings.events_queue.clone(),
             queue_type: settings.queue_type,
         }
     }
@@ -134,6 +137,13 @@ impl Topology {
         )
         .await?;
 
+        if let Some(queue) = &self.events_queue {
+            declare_queue(channel, queue, self.work_queue_arguments()).await?;
+            for key in ["card.issued", "card.failed"] {
+                bind(channel, queue, &self.events_exchange, key).await?;
+            }
+        }
+
         for &delay in &self.delays {
             let queue = self.delay_queue(delay);
             declare_queue(channel, &queue, self.delay_queue_arguments(delay)).await?;
@@ -159,6 +169,7 @@ impl Topology {
             .map(|delay| self.delay_queue(*delay))
             .collect();
         queues.extend(&delay_queues);
+        queues.extend(&self.events_queue);
         for queue in queues {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{CliError, Loaded};
 use crate::ops::dead_letters::{self, Selection};
-use crate::settings::{BrokerArgs, BrokerSettings};
+use crate::settings::{BrokerArgs, BrokerSettings, TopologyArgs};
 
 /// Look after the dead-letter queue: list parked messages grouped by reason,
 /// or move chosen ones back so that each resumes at the stage it had
@@ -18,6 +18,8 @@ pub struct DeadLetterArgs {
 
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    topology: TopologyArgs,
 }
 
 #[derive(Subcommand)]
@@ -50,7 +52,7 @@ enum Action {
 
 /// Lists or requeues, printing what it did.
 pub async fn run(args: &DeadLetterArgs, loaded: Loaded<'_>) -> Result<(), CliError> {
-    let broker = BrokerSettings::load(&loaded.layers::<DeadLetterArgs>()?)?;
+    let broker = BrokerSettings::load(&loaded.layers()?)?;
     match &args.action {
         Action::List { limit } => {
             let parked = dead_letters::list(&broker, *limit).await?;
@@ -87,6 +89,12 @@ pub async fn run(args: &DeadLetterArgs, loaded: Loaded<'_>) -> Result<(), CliErr
                 request_ids: request_ids.clone(),
                 new_deadline: *new_deadline,
             };
+            for reason in reasons
+                .iter()
+                .filter(|reason| !dead_letters::is_known_reason(reason))
+            {
+                eprintln!("note: the worker never parks for `{reason}`; check the spelling");
+            }
             let moved = dead_letters::requeue(&broker, &selection, *limit).await?;
             for message in &moved {
                 let id = message.request_id.as_deref().unwrap_or("-");

@@ -23,7 +23,7 @@ pub struct DemoArgs {
 
 /// Runs the demo; a demo whose commands went astray is an error.
 pub async fn run(args: &DemoArgs, loaded: Loaded<'_>) -> Result<(), CliError> {
-    let broker = BrokerSettings::load(&loaded.layers::<BrokerArgs>()?)?;
+    let broker = BrokerSettings::load_connection(&loaded.layers()?)?;
     if demo::run(broker, args.metrics_addr).await? {
         Ok(())
     } else {

@@ -10,7 +10,7 @@ mod submit;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::demo::DemoError;
@@ -64,6 +64,9 @@ pub enum CliError {
     /// The worker could not start.
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// The partner could not be asked.
+    #[error("cannot ask the partner")]
+    Partner(#[source] crate::partner::ClientError),
     /// The demo could not run.
     #[error(transparent)]
     Demo(#[from] DemoError),
@@ -108,10 +111,11 @@ pub struct Loaded<'a> {
 }
 
 impl Loaded<'_> {
-    /// The layers for the settings `T` declares: flags, then the file, then
-    /// the environment. The file may set only those settings.
-    fn layers<T: Args>(&self) -> Result<Layers<'_>, SettingsError> {
-        let known = crate::settings::ids_of::<T>();
+    /// The layers of settings: flags, then the file, then the environment.
+    /// The file may hold any setting of any subcommand, so one file serves
+    /// the worker and the operator commands alike.
+    fn layers(&self) -> Result<Layers<'_>, SettingsError> {
+        let known = crate::settings::all_setting_ids();
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
         Layers::new(self.matches, self.config, &known)
     }
@@ -139,11 +143,11 @@ pub fn main() -> ExitCode {
         Err(CliError::NotIssued) => ExitCode::from(2),
         Err(error) => {
             let chain = error_chain(&error);
-            tracing::error!(error = %chain, "stopped");
-            // JSON logs stay one object per line; text users also get the
-            // reason as a plain last line, whatever the log filter.
-            if log_format == LogFormat::Text {
-                eprintln!("card-issuer: {chain}");
+            // Said once: as a JSON log line where logs are JSON (one object
+            // per line), else as a plain last line, whatever the log filter.
+            match log_format {
+                LogFormat::Json => tracing::error!(error = %chain, "stopped"),
+                LogFormat::Text => eprintln!("card-issuer: {chain}"),
             }
             ExitCode::FAILURE
         }

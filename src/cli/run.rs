@@ -5,7 +5,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, Loaded, shutdown_on_signal};
 use crate::health::{self, Readiness};
-use crate::settings::{BrokerArgs, IssuanceArgs, PartnerArgs, Settings, WorkerArgs, redact_url};
+use crate::settings::{
+    BrokerArgs, IssuanceArgs, PartnerArgs, Settings, TopologyArgs, WorkerArgs, redact_url,
+};
 use crate::worker;
 
 /// The worker: declares its topology, consumes open-card commands, issues
@@ -14,6 +16,8 @@ use crate::worker;
 pub struct RunArgs {
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    topology: TopologyArgs,
     #[command(flatten)]
     partner: PartnerArgs,
     #[command(flatten)]
@@ -24,7 +28,7 @@ pub struct RunArgs {
 
 /// Runs the worker until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(loaded: Loaded<'_>) -> Result<(), CliError> {
-    let settings = Settings::load(&loaded.layers::<RunArgs>()?)?;
+    let settings = Settings::load(&loaded.layers()?)?;
     let shutdown = shutdown_on_signal();
     let readiness = Readiness::default();
     // The endpoints outlive the worker's shutdown, so probes and the last
@@ -57,6 +61,12 @@ pub async fn run(loaded: Loaded<'_>) -> Result<(), CliError> {
         "card-issuer starting"
     );
 
+    if settings.partner.username.is_none() || settings.partner.password.is_none() {
+        tracing::warn!(
+            "CARD_ISSUER_PARTNER_USERNAME or CARD_ISSUER_PARTNER_PASSWORD (or their _FILE forms) \
+             is not set: partner calls go without full basic auth, and the partner will answer 401"
+        );
+    }
     let result = worker::run(settings, readiness, shutdown).await;
 
     server_stop.cancel();

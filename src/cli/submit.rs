@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{CliError, Loaded};
 use crate::ops::submit::submit;
-use crate::settings::{BrokerArgs, BrokerSettings};
+use crate::settings::{BrokerArgs, BrokerSettings, TopologyArgs};
 
 /// Publish one open-card command, as an upstream service would, and wait for
 /// its event, which is printed as JSON (without the full card number). Exit code 0 for `card.issued`, 2 for
@@ -29,11 +29,13 @@ pub struct SubmitArgs {
 
     #[command(flatten)]
     broker: BrokerArgs,
+    #[command(flatten)]
+    topology: TopologyArgs,
 }
 
 /// Submits and prints; returns whether the card was issued.
 pub async fn run(args: &SubmitArgs, loaded: Loaded<'_>) -> Result<bool, CliError> {
-    let broker = BrokerSettings::load(&loaded.layers::<SubmitArgs>()?)?;
+    let broker = BrokerSettings::load(&loaded.layers()?)?;
     let body = read_body(&args.command)?;
     let event = submit(&broker, &body, args.correlation_id.as_deref(), args.wait).await?;
     // The full card number is for the upstream service, not a terminal or

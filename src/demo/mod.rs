@@ -5,9 +5,10 @@
 //! prints each outcome as it arrives, and succeeds when every command
 //! reached the outcome it should.
 //!
-//! The demo keeps to names of its own on the broker (`card-issuer-demo.*`),
+//! The demo keeps to names of its own on the broker
+//! (`card-issuer-demo-<run>.*`), fresh for every run and deleted at its end,
 //! so it can never take commands meant for a real worker on the same broker,
-//! nor send its commands to one.
+//! send its commands to one, or meet another demo running beside it.
 
 mod cases;
 mod report;
@@ -22,14 +23,15 @@ use tokio_util::sync::CancellationToken;
 use self::cases::Case;
 pub use self::cases::Expect;
 use self::report::Tally;
-use crate::broker::{BrokerError, PublishError};
+use crate::broker::{BrokerError, PublishError, Topology, connect};
 use crate::health::{self, Readiness};
+use crate::issuance::Plan;
 use crate::settings::{BrokerSettings, Settings, SettingsError};
 use crate::simulator::{self, SimulatorConfig};
 use crate::upstream::Upstream;
 use crate::worker::{self, WorkerError};
 
-/// The demo's own exchange and queue names.
+/// The first part of the demo's own exchange and queue names.
 pub const DEMO_PREFIX: &str = "card-issuer-demo";
 
 /// How long the demo waits for every outcome.
@@ -65,17 +67,13 @@ pub enum DemoError {
 /// the demo's own). Returns whether every command reached its outcome.
 pub async fn run(broker: BrokerSettings, metrics_addr: SocketAddr) -> Result<bool, DemoError> {
     let run_token = format!("{:06x}", fastrand::u32(..0x100_0000));
-    let broker = BrokerSettings {
-        commands_exchange: format!("{DEMO_PREFIX}.commands"),
-        events_exchange: format!("{DEMO_PREFIX}.events"),
-        queue_prefix: DEMO_PREFIX.to_owned(),
-        ..broker
-    };
+    let broker = broker.with_own_names(&format!("{DEMO_PREFIX}-{run_token}"));
     let cases = cases::all();
 
     let partner = start_partner(&cases, &run_token).await?;
     let mut settings = Settings::from_flags(&demo_flags(&partner.base_url(), metrics_addr))?;
     settings.broker = broker.clone();
+    let topology = Topology::new(&broker, Plan::new(&settings.issuance).all_delays());
 
     let stop = CancellationToken::new();
     let readiness = Readiness::default();
@@ -92,7 +90,34 @@ pub async fn run(broker: BrokerSettings, metrics_addr: SocketAddr) -> Result<boo
     let _ = worker.await;
     let _ = server.await;
     let _ = partner.shutdown().await;
+    remove_names(&broker, &topology).await;
     outcome
+}
+
+/// Deletes the demo's exchanges and queues; a failure to do so is only
+/// reported, since the demo's outcome stands.
+async fn remove_names(broker: &BrokerSettings, topology: &Topology) {
+    let removed = async {
+        let connection = connect(
+            &broker.urls[0],
+            broker.ca_file.as_deref(),
+            "card-issuer demo",
+        )
+        .await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|source| BrokerError::Setup {
+                what: "open a channel".into(),
+                source,
+            })?;
+        topology.delete(&channel).await?;
+        let _ = connection.close(200, "demo done".into()).await;
+        Ok::<_, BrokerError>(())
+    };
+    if let Err(error) = removed.await {
+        println!("demo: could not delete the demo's queues and exchanges: {error}");
+    }
 }
 
 fn demo_flags(partner_url: &str, metrics_addr: SocketAddr) -> Vec<String> {
@@ -169,7 +194,7 @@ async fn drive(
     wait_until_ready(readiness).await?;
     let mut events = upstream.subscribe(&broker.events_exchange).await?;
     let mut parked = upstream
-        .drain_parked(&format!("{DEMO_PREFIX}.dead-letter"))
+        .drain_parked(&format!("{}.dead-letter", broker.queue_prefix))
         .await?;
 
     let started = Instant::now();
@@ -184,8 +209,10 @@ async fn drive(
         by_body.insert(body, index);
     }
     println!(
-        "demo: published {} commands to {DEMO_PREFIX}.commands\n",
-        cases.len()
+        "demo: published {} commands to {}; each event and each parked copy is a line \
+         below, so a command published twice, or answered and parked, shows twice\n",
+        cases.len(),
+        broker.commands_exchange
     );
 
     let mut tally = Tally::new(cases);

@@ -160,14 +160,15 @@ fn event_summary(event: &Event) -> String {
                 text("exp")
             )
         }
-        "card.failed" => format!(
-            "failed: {} {} (retryable: {})",
-            text("reason"),
-            text("code"),
-            body.get("retryable")
+        "card.failed" => {
+            let code = body.get("code").and_then(Value::as_str);
+            let retryable = body
+                .get("retryable")
                 .and_then(Value::as_bool)
-                .unwrap_or_default()
-        ),
+                .unwrap_or_default();
+            let code = code.map(|code| format!(" {code}")).unwrap_or_default();
+            format!("failed: {}{code} (retryable: {retryable})", text("reason"))
+        }
         other => format!("unexpected event {other}"),
     }
 }

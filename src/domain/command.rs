@@ -68,6 +68,21 @@ pub enum RejectionReason {
 }
 
 impl RejectionReason {
+    /// Every reason, for tools that check a reason given by hand.
+    pub const ALL: [Self; 11] = [
+        Self::EmptyBody,
+        Self::TooLarge,
+        Self::NotUtf8,
+        Self::NotJson,
+        Self::NotAnObject,
+        Self::MissingRequestId,
+        Self::InvalidRequestId,
+        Self::InvalidPhone,
+        Self::InvalidPin,
+        Self::InvalidProductId,
+        Self::UnknownProduct,
+    ];
+
     /// The machine word written to the `card-issuer-reason` header.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -92,6 +92,14 @@ pub async fn list(broker: &BrokerSettings, limit: usize) -> Result<Vec<Parked>, 
     Ok(listed)
 }
 
+/// Whether `reason` is one the worker parks messages for.
+pub fn is_known_reason(reason: &str) -> bool {
+    crate::domain::RejectionReason::ALL
+        .iter()
+        .any(|known| known.as_str() == reason)
+        || crate::worker::WORKER_PARKING_REASONS.contains(&reason)
+}
+
 /// Counts parked messages by reason.
 pub fn by_reason(parked: &[Parked]) -> BTreeMap<&str, usize> {
     let mut counts = BTreeMap::new();

@@ -46,7 +46,7 @@ pub async fn submit(
     let started = Instant::now();
     while let Some(left) = wait.checked_sub(started.elapsed()) {
         match events.next(left).await {
-            Some(event) if event.request_id() == Some(request_id.as_str()) => {
+            Some(event) if answers(&event, &request_id) => {
                 upstream.close().await;
                 return Ok(event);
             }
@@ -59,4 +59,11 @@ pub async fn submit(
         request_id,
         waited: wait,
     })
+}
+
+/// Whether `event` is the event answering `request_id`; anything else on the
+/// exchange (a command misrouted there, say) is not shown.
+fn answers(event: &Event, request_id: &str) -> bool {
+    let is_event = matches!(event.routing_key.as_str(), "card.issued" | "card.failed");
+    is_event && event.request_id() == Some(request_id)
 }

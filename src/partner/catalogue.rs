@@ -44,8 +44,16 @@ impl Catalogue {
     pub async fn refresh(&self, client: &PartnerClient) -> bool {
         match client.products().await {
             Ok(products) => self.replace(products),
-            Err(error) => {
+            Err(error) if self.is_loaded() => {
                 tracing::warn!(%error, "cannot refresh the product list; keeping the last one");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "no product list yet, so no command can be checked: not consuming until \
+                     the partner answers; asking again"
+                );
                 false
             }
         }

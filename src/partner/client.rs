@@ -58,7 +58,7 @@ pub enum ClientError {
     #[error("cannot set up the HTTP client for the partner")]
     Build(#[source] reqwest::Error),
     /// The products call did not succeed; the worker keeps the last list.
-    #[error("the partner's product list could not be read ({0}); will ask again")]
+    #[error("the partner's product list could not be read ({0})")]
     Products(&'static str),
 }
 

@@ -16,7 +16,7 @@ pub struct ConfigArgs {
     pub config: Option<String>,
 }
 
-/// How to reach the broker and what to call things there.
+/// How to reach the broker.
 #[derive(Args, Clone)]
 #[command(next_help_heading = "Broker")]
 pub struct BrokerArgs {
@@ -41,11 +41,21 @@ pub struct BrokerArgs {
     #[arg(long, env = "CARD_ISSUER_AMQP_CA_FILE", value_name = "FILE")]
     pub amqp_ca_file: Option<String>,
 
+    /// How long to wait for the broker to confirm a publish before counting it
+    /// as failed.
+    #[arg(long, env = "CARD_ISSUER_PUBLISH_TIMEOUT", default_value = "10s")]
+    pub publish_timeout: Option<String>,
+}
+
+/// The names the worker uses on the broker.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Broker names")]
+pub struct TopologyArgs {
     /// The topic exchange upstream services publish open-card commands to.
     #[arg(
         long,
         env = "CARD_ISSUER_COMMANDS_EXCHANGE",
-        default_value = "cards.commands"
+        default_value = super::DEFAULT_COMMANDS_EXCHANGE
     )]
     pub commands_exchange: Option<String>,
 
@@ -53,13 +63,13 @@ pub struct BrokerArgs {
     #[arg(
         long,
         env = "CARD_ISSUER_EVENTS_EXCHANGE",
-        default_value = "cards.events"
+        default_value = super::DEFAULT_EVENTS_EXCHANGE
     )]
     pub events_exchange: Option<String>,
 
     /// The first part of every queue and internal exchange name the worker
     /// owns: `<prefix>.open-card`, `<prefix>.dead-letter`, and so on.
-    #[arg(long, env = "CARD_ISSUER_QUEUE_PREFIX", default_value = "card-issuer")]
+    #[arg(long, env = "CARD_ISSUER_QUEUE_PREFIX", default_value = super::DEFAULT_QUEUE_PREFIX)]
     pub queue_prefix: Option<String>,
 
     /// `quorum` or `classic`, for the command, status-check and dead-letter
@@ -68,10 +78,11 @@ pub struct BrokerArgs {
     #[arg(long, env = "CARD_ISSUER_QUEUE_TYPE", default_value = "quorum")]
     pub queue_type: Option<String>,
 
-    /// How long to wait for the broker to confirm a publish before counting it
-    /// as failed.
-    #[arg(long, env = "CARD_ISSUER_PUBLISH_TIMEOUT", default_value = "10s")]
-    pub publish_timeout: Option<String>,
+    /// A durable queue the worker declares and binds to both events, for
+    /// deployments where nothing else binds one; unset, binding a queue is
+    /// the event consumers' job (an event nobody receives is kept and retried).
+    #[arg(long, env = "CARD_ISSUER_EVENTS_QUEUE")]
+    pub events_queue: Option<String>,
 }
 
 /// How to reach the partner.
@@ -200,9 +211,31 @@ pub struct WorkerArgs {
 /// list of flags (the demo and the tests do).
 pub fn run_groups(command: clap::Command) -> clap::Command {
     let command = BrokerArgs::augment_args(command);
+    let command = TopologyArgs::augment_args(command);
     let command = PartnerArgs::augment_args(command);
     let command = IssuanceArgs::augment_args(command);
     WorkerArgs::augment_args(command)
+}
+
+/// Every setting id of every group: the keys a `--config` file may hold. A
+/// subcommand reads the ones it needs, so one file serves them all.
+pub fn all_setting_ids() -> Vec<String> {
+    ids_of::<RunGroups>()
+}
+
+/// Every group `run` takes, as one `Args` for listing their ids.
+#[derive(Args)]
+struct RunGroups {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    topology: TopologyArgs,
+    #[command(flatten)]
+    partner: PartnerArgs,
+    #[command(flatten)]
+    issuance: IssuanceArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 /// Setting ids each group accepts, for checking the `--config` file's keys.

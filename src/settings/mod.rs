@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use args::{BrokerArgs, ConfigArgs, IssuanceArgs, PartnerArgs, WorkerArgs, ids_of, run_groups};
+pub use args::{
+    BrokerArgs, ConfigArgs, IssuanceArgs, PartnerArgs, TopologyArgs, WorkerArgs, all_setting_ids,
+    ids_of, run_groups,
+};
 pub use layers::{Layers, display_name};
 
 use crate::secret::Secret;
@@ -109,11 +112,20 @@ pub struct BrokerSettings {
     pub queue_type: QueueType,
     /// How long a publish may wait for its confirm.
     pub publish_timeout: Duration,
+    /// A queue for events that the worker declares itself, if any.
+    pub events_queue: Option<String>,
 }
 
+/// The contract's command exchange.
+pub const DEFAULT_COMMANDS_EXCHANGE: &str = "cards.commands";
+/// The contract's events exchange.
+pub const DEFAULT_EVENTS_EXCHANGE: &str = "cards.events";
+/// The first part of the worker's queue names by default.
+pub const DEFAULT_QUEUE_PREFIX: &str = "card-issuer";
+
 impl BrokerSettings {
-    /// Reads the broker group.
-    pub fn load(layers: &Layers) -> Result<Self, SettingsError> {
+    /// Reads how to reach the broker; the names are the contract's defaults.
+    pub fn load_connection(layers: &Layers) -> Result<Self, SettingsError> {
         let listed = layers
             .secret("amqp_url")?
             .ok_or_else(|| SettingsError::Missing {
@@ -143,12 +155,38 @@ impl BrokerSettings {
         Ok(Self {
             urls,
             ca_file: layers.text("amqp_ca_file").map(PathBuf::from),
+            publish_timeout: layers.duration("publish_timeout")?,
+            commands_exchange: DEFAULT_COMMANDS_EXCHANGE.to_owned(),
+            events_exchange: DEFAULT_EVENTS_EXCHANGE.to_owned(),
+            queue_prefix: DEFAULT_QUEUE_PREFIX.to_owned(),
+            queue_type: QueueType::Quorum,
+            events_queue: None,
+        })
+    }
+
+    /// Reads the broker group and the names group.
+    pub fn load(layers: &Layers) -> Result<Self, SettingsError> {
+        Ok(Self {
             commands_exchange: layers.required("commands_exchange")?,
             events_exchange: layers.required("events_exchange")?,
             queue_prefix: layers.required("queue_prefix")?,
             queue_type: layers.parsed("queue_type")?,
-            publish_timeout: layers.duration("publish_timeout")?,
+            events_queue: layers.text("events_queue").filter(|name| !name.is_empty()),
+            ..Self::load_connection(layers)?
         })
+    }
+
+    /// The same broker, with every name under `prefix`: `<prefix>.commands`,
+    /// `<prefix>.events` and queues `<prefix>.*`. For the demo and
+    /// measurement runs, which must never meet a real worker's messages.
+    pub fn with_own_names(self, prefix: &str) -> Self {
+        Self {
+            commands_exchange: format!("{prefix}.commands"),
+            events_exchange: format!("{prefix}.events"),
+            queue_prefix: prefix.to_owned(),
+            events_queue: None,
+            ..self
+        }
     }
 }
 

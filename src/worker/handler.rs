@@ -26,6 +26,17 @@ use crate::issuance::{
 use crate::metrics;
 use crate::partner::Reply;
 
+/// Parking reason: the handler failed on the message too often.
+pub const HANDLER_FAILED: &str = "handler_failed";
+/// Parking reason: RabbitMQ delivered it too often without it being settled.
+pub const DELIVERY_LIMIT: &str = "delivery_limit";
+/// Parking reason: headers of ours hold something we never write.
+pub const INVALID_PROGRESS: &str = "invalid_progress";
+
+/// Every reason the worker itself parks a message for; invalid commands
+/// add theirs ([`crate::domain::RejectionReason`]).
+pub const WORKER_PARKING_REASONS: &[&str] = &[HANDLER_FAILED, DELIVERY_LIMIT, INVALID_PROGRESS];
+
 /// What to do with the delivery once handling ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {
@@ -124,7 +135,7 @@ impl Handler {
             return self
                 .park(
                     delivery,
-                    "handler_failed",
+                    HANDLER_FAILED,
                     "the handler failed on this message",
                 )
                 .await;
@@ -132,13 +143,13 @@ impl Handler {
         let failures = progress.handler_failures + 1;
         if failures >= issuance.handler_failure_limit {
             let detail = format!("the handler failed on this message {failures} times");
-            return self.park(delivery, "handler_failed", &detail).await;
+            return self.park(delivery, HANDLER_FAILED, &detail).await;
         }
         tracing::error!(
             failures,
             "the handler failed on a message; it will be tried again"
         );
-        metrics::retry(progress.stage.as_str(), "handler_failed");
+        metrics::retry(progress.stage.as_str(), HANDLER_FAILED);
         let delay = self.services.plan.retry_delays[0];
         let progress = Progress {
             handler_failures: failures,
@@ -155,13 +166,13 @@ impl Handler {
             let detail = format!(
                 "delivered {earlier} times without being settled; the worker may be crashing on it"
             );
-            return self.park(delivery, "delivery_limit", &detail).await;
+            return self.park(delivery, DELIVERY_LIMIT, &detail).await;
         }
         let progress = match Progress::from_headers(original, unix_ms(), issuance.deadline) {
             Ok(progress) => progress,
             Err(error) => {
                 return self
-                    .park(delivery, "invalid_progress", &error.to_string())
+                    .park(delivery, INVALID_PROGRESS, &error.to_string())
                     .await;
             }
         };

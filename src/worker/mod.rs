@@ -20,7 +20,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use handler::{Handler, QueueRole, Settle, unix_ms};
+pub use handler::{Handler, QueueRole, Settle, WORKER_PARKING_REASONS, unix_ms};
 pub use services::Services;
 
 use crate::broker::Session;

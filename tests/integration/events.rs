@@ -87,3 +87,30 @@ async fn the_same_command_twice_gives_one_card_and_one_event_id() {
     assert_eq!(first.body["cardNumber"], second.body["cardNumber"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_worker_can_declare_a_queue_for_the_events_itself() {
+    let queue = format!("events-{:08x}", fastrand::u32(..));
+    let app = TestApp::start_with(&[("--events-queue", queue.as_str())]).await;
+    let command = app.command("own-queue");
+
+    app.send(&command).await;
+
+    let connection = crate::support::connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let mut got = None;
+    for _ in 0..100 {
+        let options = lapin::options::BasicGetOptions { no_ack: true };
+        got = channel
+            .basic_get(queue.as_str().into(), options)
+            .await
+            .unwrap();
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let message = got.expect("the event reached the worker's own events queue");
+    assert_eq!(message.delivery.routing_key.as_str(), "card.issued");
+    app.stop().await;
+}

@@ -53,3 +53,59 @@ async fn a_debug_run_logs_no_secret_and_no_personal_data() {
         assert!(!log.contains(&secret), "the log holds {}…", &secret[..3]);
     }
 }
+
+#[tokio::test]
+async fn an_event_nobody_listens_for_is_kept_and_retried_without_its_contents_in_the_log() {
+    let partner = Partner::start(&[]);
+    let prefix = Worker::prefix("unroutable");
+    let worker = Worker::start(&prefix, Worker::env_for(&partner, &prefix), &[]).await;
+    let settings = worker.broker();
+    let upstream = card_issuer::upstream::Upstream::connect(&settings, "process test")
+        .await
+        .unwrap();
+    let command = command(&prefix, 0);
+    let id = command["requestId"].as_str().unwrap().to_owned();
+
+    // No queue is bound to the events exchange yet: the event comes back.
+    upstream
+        .publish_command(command.to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    let since = std::time::Instant::now();
+    while !worker.log_text().contains("publish failed") {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut events = upstream.subscribe(&settings.events_exchange).await.unwrap();
+    let seen = collect(
+        &mut events,
+        std::slice::from_ref(&id),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    assert_eq!(
+        seen.get(&id).map(Vec::as_slice),
+        Some(&["card.issued".to_owned()][..])
+    );
+    let card = partner.stats(&id).await["card"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let as_bytes = format!("{:?}", card.as_bytes());
+    let log = worker.log_text();
+    assert!(log.contains("nothing is bound"), "{log}");
+    assert!(!log.contains(&card), "the log holds the card number");
+    assert!(
+        !log.contains(as_bytes.trim_matches(['[', ']'])),
+        "the log holds the card's bytes"
+    );
+    assert!(
+        !log.contains(command["pin"].as_str().unwrap()),
+        "the log holds the PINFL"
+    );
+}

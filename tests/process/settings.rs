@@ -61,3 +61,51 @@ fn json_logs_are_one_object_per_line() {
     let parsed: serde_json::Value = serde_json::from_str(first).expect("a JSON line");
     assert_eq!(parsed["level"], "ERROR");
 }
+
+#[tokio::test]
+async fn one_config_file_serves_the_worker_and_the_operator_commands() {
+    let partner = Partner::start(&[]);
+    let file = std::env::temp_dir().join(format!("{}.toml", Worker::prefix("shared-config")));
+    let contents = format!(
+        "partner_url = \"{}\"\npartner_username = \"login\"\npartner_password = \"p@ssw0rd\"\n\
+         metrics_addr = \"127.0.0.1:0\"\nconcurrency = 8\ndeadline = \"1h\"\n",
+        partner.url
+    );
+    std::fs::write(&file, contents).unwrap();
+
+    let output = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "partner", "products"])
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("HUMO virtual"), "{stdout}");
+}
+
+#[tokio::test]
+async fn partner_settings_may_follow_the_query() {
+    let partner = Partner::start(&[]);
+
+    let output = Command::new(BIN)
+        .args(["partner", "products", "--partner-url", &partner.url])
+        .args([
+            "--partner-username",
+            "login",
+            "--partner-password",
+            "p@ssw0rd",
+        ])
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("VISA virtual"));
+}
