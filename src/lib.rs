@@ -16,6 +16,8 @@
 //! - [`health`], [`metrics`], [`telemetry`]: what operators see.
 //! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
+//! - [`lab`]: measurement tooling behind the `card-issuer-lab` binary (the
+//!   fault run); not part of the worker.
 //!
 //! Personal data (PINFL, phone, card number) and secrets live in
 //! [`secret::Secret`]-backed types that never print themselves.
@@ -26,6 +28,7 @@ pub mod demo;
 pub mod domain;
 pub mod health;
 pub mod issuance;
+pub mod lab;
 pub mod metrics;
 pub mod partner;
 pub mod secret;
