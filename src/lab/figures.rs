@@ -5,16 +5,12 @@
 //! compared whole and shown by their last four digits at most.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ledger::{EventCounts, Ledger, Verdict};
 use super::partner_stats::{PartnerRequest, PartnerStats};
 use super::teardown::TeardownReport;
-
-/// How many request ids a list of evidence shows before "and N more".
-const EVIDENCE_SHOWN: usize = 20;
 
 /// Everything a run measured.
 #[derive(Debug, Default)]
@@ -35,21 +31,21 @@ pub struct Figures {
     /// Failed outcomes by `reason code`.
     pub failed: BTreeMap<String, usize>,
     /// Sent requests without any event.
-    pub lost: Vec<String>,
-    /// Requests with more than one distinct outcome, each described.
-    pub conflicting: Vec<(String, Vec<String>)>,
+    pub lost: Vec<Evidence>,
+    /// Requests with more than one distinct outcome.
+    pub conflicting: Vec<Evidence>,
     /// Counts over all events.
     pub events: EventCounts,
-    /// Request ids with events that the run never sent.
-    pub unsent_with_events: Vec<String>,
+    /// Requests with events that the run never sent.
+    pub unsent_with_events: usize,
     /// Open-card calls per sent request, from the partner's side.
     pub open_card_calls: CallSpread,
     /// Status checks per sent request.
     pub status_calls: CallSpread,
     /// `card.issued` events whose card or expiry is not the partner's.
-    pub card_mismatches: Vec<String>,
+    pub card_mismatches: Vec<Evidence>,
     /// Cards the partner handed out that no `card.issued` event announced.
-    pub unannounced_cards: Vec<String>,
+    pub unannounced_cards: Vec<Evidence>,
     /// The partner's own totals, when its stats could be read.
     pub partner: Option<PartnerFigures>,
     /// What the run did to the worker and the broker.
@@ -60,6 +56,16 @@ pub struct Figures {
     pub teardown: Option<TeardownReport>,
     /// Where the logs are.
     pub logs: Logs,
+}
+
+/// One request that went wrong, and what the worker's events and the
+/// partner say about it: the starting point for reading the logs.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    /// The request.
+    pub request_id: String,
+    /// Its outcomes as events told them, and the partner's record.
+    pub detail: String,
 }
 
 /// How many requests needed 0, 1, 2 or 3+ calls, and the most any needed.
@@ -141,12 +147,14 @@ impl Figures {
             sent: ledger.sent_count(),
             publish_retries: ledger.publish_retries(),
             terminal: ledger.terminal_count(),
-            lost: owned(ledger.lost()),
             events: ledger.counts().clone(),
-            unsent_with_events: owned(ledger.unsent_with_events()),
+            unsent_with_events: ledger.unsent_with_events().len(),
             ..Self::default()
         };
         figures.count_outcomes(ledger);
+        let evidence = |id: &str| Evidence::new(id, ledger, partner);
+        figures.lost = ledger.lost().into_iter().map(evidence).collect();
+        figures.conflicting = ledger.conflicting().into_iter().map(evidence).collect();
         if let Some(partner) = partner {
             figures.hold_against_partner(ledger, partner);
         }
@@ -173,17 +181,6 @@ impl Figures {
                 Verdict::Other(key) => *self.failed.entry(key.clone()).or_default() += 1,
             }
         }
-        let conflicting = ledger.conflicting();
-        self.conflicting = conflicting
-            .into_iter()
-            .map(|id| {
-                let outcomes = ledger.outcomes(id).iter();
-                (
-                    id.to_owned(),
-                    outcomes.map(|o| o.verdict.describe()).collect(),
-                )
-            })
-            .collect();
     }
 
     fn hold_against_partner(&mut self, ledger: &Ledger, partner: &PartnerStats) {
@@ -211,11 +208,13 @@ impl Figures {
             for (card, masked, exp) in announced {
                 any_announced = true;
                 if !matches_partner(seen, card.as_ref(), masked.as_deref(), exp.as_deref()) {
-                    self.card_mismatches.push(request_id.to_owned());
+                    let evidence = Evidence::new(request_id, ledger, Some(partner));
+                    self.card_mismatches.push(evidence);
                 }
             }
             if !any_announced && seen.is_some_and(|r| r.issued) {
-                self.unannounced_cards.push(request_id.to_owned());
+                let evidence = Evidence::new(request_id, ledger, Some(partner));
+                self.unannounced_cards.push(evidence);
             }
         }
     }
@@ -253,238 +252,119 @@ impl CallSpread {
     }
 }
 
-fn owned(ids: Vec<&str>) -> Vec<String> {
-    ids.into_iter().map(str::to_owned).collect()
-}
-
-impl fmt::Display for Figures {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_outcomes(f)?;
-        self.fmt_partner(f)?;
-        self.fmt_run(f)?;
-        self.fmt_evidence(f)?;
-        let verdict = match (self.completed, self.passed()) {
-            (false, _) => "INCOMPLETE, the run stopped early",
-            (true, true) => "PASS",
-            (true, false) => "FAIL",
-        };
-        writeln!(
-            f,
-            "result: {verdict} (lost {}, conflicting {})",
-            self.lost.len(),
-            self.conflicting.len()
-        )
-    }
-}
-
-impl Figures {
-    fn fmt_outcomes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed: usize = self.failed.values().sum();
-        writeln!(f, "fault run {}", self.run_id)?;
-        line(
-            f,
-            "commands sent",
-            self.sent,
-            &format!("publish retries {}", self.publish_retries),
-        )?;
-        line(
-            f,
-            "terminal outcomes",
-            self.terminal,
-            &format!(
-                "issued {}, failed {failed}{}",
-                self.issued,
-                listed(&self.failed)
-            ),
-        )?;
-        line(f, "lost", self.lost.len(), "sent, no terminal event")?;
-        line(
-            f,
-            "conflicting outcomes",
-            self.conflicting.len(),
-            "two different outcomes, or one message_id with two contents",
-        )?;
-        line(
-            f,
-            "duplicate events",
-            self.events.duplicates,
-            &format!(
-                "same message_id again; {} more were the collector's own redeliveries",
-                self.events.redelivered_to_collector
-            ),
-        )?;
-        line(
-            f,
-            "events received",
-            self.events.received,
-            &format!(
-                "{} without message_id, {} without requestId, {} for requests never sent",
-                self.events.without_message_id,
-                self.events.without_request_id,
-                self.unsent_with_events.len()
-            ),
-        )
-    }
-
-    fn fmt_partner(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(partner) = &self.partner else {
-            return writeln!(
-                f,
-                "  (the partner's stats could not be read: no call or card figures)"
-            );
-        };
-        line(
-            f,
-            "open-card calls/request",
-            spread(&self.open_card_calls),
-            "",
-        )?;
-        line(f, "status checks/request", spread(&self.status_calls), "")?;
-        line(
-            f,
-            "cards not matching partner",
-            self.card_mismatches.len(),
-            "card.issued whose card or expiry is not the partner's",
-        )?;
-        line(
-            f,
-            "partner cards unannounced",
-            self.unannounced_cards.len(),
-            "issued by the partner, no card.issued event",
-        )?;
-        let faults: u64 = partner.faults.values().sum();
-        line(
-            f,
-            "faults injected",
-            faults,
-            listed(&partner.faults).trim_start_matches(", "),
-        )?;
-        line(
-            f,
-            "partner calls",
-            partner.open_card_calls + partner.status_calls + partner.products_calls,
-            &format!(
-                "open-card {}, status {}, products {}, refused {}",
-                partner.open_card_calls,
-                partner.status_calls,
-                partner.products_calls,
-                partner.refused_calls
-            ),
-        )
-    }
-
-    fn fmt_run(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.disruptions;
-        line(
-            f,
-            "worker kills (SIGKILL)",
-            d.kills,
-            &format!(
-                "{} worker starts, {} exits nobody asked for",
-                d.worker_starts,
-                d.unexpected_exits.len()
-            ),
-        )?;
-        line(
-            f,
-            "broker restarts",
-            d.broker_restarts,
-            &format!(
-                "reconnects: collector {}, sender {}",
-                d.collector_reconnects, d.sender_reconnects
-            ),
-        )?;
-        let t = &self.timing;
-        let wall = format!("{:.1}s", t.wall.as_secs_f64());
-        let gave_up = if t.gave_up { "; gave up waiting" } else { "" };
-        line(
-            f,
-            "wall time",
-            wall,
-            &format!("publishing {:.1}s{gave_up}", t.publishing.as_secs_f64()),
-        )?;
-        if let Some(teardown) = &self.teardown {
-            let left: Vec<String> = teardown
-                .leftovers
-                .iter()
-                .map(|(q, n)| format!("{q}: {n}"))
-                .collect();
-            let total: u32 = teardown.leftovers.iter().map(|(_, n)| n).sum();
-            line(f, "messages left in queues", total, &left.join(", "))?;
-        }
-        line(f, "worker logs", self.logs.workers.display(), "")?;
-        line(f, "simulator log", self.logs.simulator.display(), "")?;
-        line(f, "rabbitmqctl log", self.logs.broker.display(), "")
-    }
-
-    fn fmt_evidence(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        evidence(
-            f,
-            "lost",
-            self.lost.iter().map(|id| (id.as_str(), String::new())),
-        )?;
-        let conflicting = self
-            .conflicting
+impl Evidence {
+    /// What the events and the partner's record say about `request_id`.
+    fn new(request_id: &str, ledger: &Ledger, partner: Option<&PartnerStats>) -> Self {
+        let outcomes: Vec<String> = ledger
+            .outcomes(request_id)
             .iter()
-            .map(|(id, outcomes)| (id.as_str(), outcomes.join(" / ")));
-        evidence(f, "conflicting", conflicting)?;
-        evidence(
-            f,
-            "card mismatch",
-            self.card_mismatches
-                .iter()
-                .map(|id| (id.as_str(), String::new())),
-        )?;
-        evidence(
-            f,
-            "unannounced card",
-            self.unannounced_cards
-                .iter()
-                .map(|id| (id.as_str(), String::new())),
-        )?;
-        for exit in &self.disruptions.unexpected_exits {
-            writeln!(f, "  unexpected exit: {exit}")?;
+            .map(|outcome| outcome.verdict.describe())
+            .collect();
+        let events = match outcomes.is_empty() {
+            true => "no event".to_owned(),
+            false => outcomes.join(" / "),
+        };
+        let seen = partner.map(|stats| stats.requests.get(request_id));
+        let partner = match seen {
+            None => "partner's record unknown".to_owned(),
+            Some(None) => "the partner never saw it".to_owned(),
+            Some(Some(record)) => record.describe(),
+        };
+        Self {
+            request_id: request_id.to_owned(),
+            detail: format!("{events}; partner: {partner}"),
         }
-        Ok(())
     }
 }
 
-fn line(
-    f: &mut fmt::Formatter<'_>,
-    label: &str,
-    value: impl fmt::Display,
-    note: &str,
-) -> fmt::Result {
-    let value = value.to_string();
-    if note.is_empty() {
-        writeln!(f, "  {label:<28} {value}")
-    } else {
-        writeln!(f, "  {label:<28} {value:<8} ({note})")
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::collector::ReceivedEvent;
 
-fn spread(calls: &CallSpread) -> String {
-    format!(
-        "1: {}  2: {}  3+: {}  none: {}  max: {}",
-        calls.one, calls.two, calls.three_or_more, calls.none, calls.max
-    )
-}
+    const PARTNER_CARD: &str = "8600111122223333";
 
-fn listed<V: fmt::Display>(counts: &BTreeMap<String, V>) -> String {
-    counts.iter().map(|(k, v)| format!(", {k}: {v}")).collect()
-}
+    fn partner(requests: &[(&str, bool)]) -> PartnerStats {
+        let requests: Vec<String> = requests
+            .iter()
+            .map(|(id, issued)| {
+                let card = if *issued {
+                    format!("\"{PARTNER_CARD}\"")
+                } else {
+                    "null".into()
+                };
+                format!(
+                    r#""{id}":{{"open_card_calls":2,"status_calls":1,"accepted":true,
+                    "issued":{issued},"card":{card},"exp":"2801"}}"#
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"totals":{{"products_calls":1,"open_card_calls":2,"status_calls":1,
+            "unauthorized_calls":0,"bad_requests":0,"faults":{{}}}},
+            "requests":{{{}}}}}"#,
+            requests.join(",")
+        );
+        serde_json::from_str(&json).unwrap()
+    }
 
-fn evidence<'a>(
-    f: &mut fmt::Formatter<'_>,
-    what: &str,
-    items: impl ExactSizeIterator<Item = (&'a str, String)>,
-) -> fmt::Result {
-    let total = items.len();
-    for (id, detail) in items.take(EVIDENCE_SHOWN) {
-        writeln!(f, "  {what}: {id} {detail}")?;
+    fn issued(request_id: &str, card: &str) -> ReceivedEvent {
+        let body = format!(r#"{{"requestId":"{request_id}","cardNumber":"{card}","exp":"2801"}}"#);
+        ReceivedEvent {
+            routing_key: "card.issued".into(),
+            message_id: Some(format!("card.issued:{request_id}")),
+            body: body.into_bytes(),
+            redelivered: false,
+        }
     }
-    if total > EVIDENCE_SHOWN {
-        writeln!(f, "  {what}: and {} more", total - EVIDENCE_SHOWN)?;
+
+    #[test]
+    fn a_card_that_is_not_the_partners_is_a_mismatch() {
+        let mut ledger = Ledger::default();
+        ledger.record_sent("r-1".into());
+        ledger.record(&issued("r-1", "8600999999999999"));
+
+        let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
+
+        assert_eq!(figures.card_mismatches.len(), 1);
+        assert_eq!(figures.issued, 1);
     }
-    Ok(())
+
+    #[test]
+    fn a_card_the_partner_issued_without_an_event_is_unannounced_and_lost() {
+        let mut ledger = Ledger::default();
+        ledger.record_sent("r-1".into());
+
+        let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
+
+        assert_eq!(figures.unannounced_cards.len(), 1);
+        assert_eq!(figures.lost.len(), 1);
+        assert!(!figures.passed(), "a lost request fails the run");
+    }
+
+    #[test]
+    fn evidence_tells_the_partners_side_by_the_last_four_digits_only() {
+        let mut ledger = Ledger::default();
+        ledger.record_sent("r-1".into());
+
+        let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
+
+        let detail = &figures.lost[0].detail;
+        assert!(detail.contains("no event"), "{detail}");
+        assert!(detail.contains("card ending 3333"), "{detail}");
+        assert!(!format!("{figures:?} {figures:#}").contains(PARTNER_CARD));
+    }
+
+    #[test]
+    fn a_matching_card_passes() {
+        let mut ledger = Ledger::default();
+        ledger.record_sent("r-1".into());
+        ledger.record(&issued("r-1", PARTNER_CARD));
+
+        let mut figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
+        figures.completed = true;
+
+        assert!(figures.card_mismatches.is_empty() && figures.unannounced_cards.is_empty());
+        assert!(figures.passed());
+    }
 }

@@ -17,7 +17,7 @@
 //!   restarts.
 //! - [`collector`]: events kept in a durable queue across broker restarts.
 //! - [`ledger`]: what was sent and what came back; [`figures`]: what that
-//!   adds up to, held against the partner's side.
+//!   adds up to, held against the partner's side; [`report`]: how it prints.
 //! - [`fault_run`]: the `fault-run` subcommand; [`cli`]: the command line.
 
 pub mod broker;
@@ -32,6 +32,7 @@ pub mod names;
 pub mod partner;
 pub mod partner_stats;
 pub mod process;
+pub mod report;
 pub mod sender;
 pub mod teardown;
 pub mod worker;

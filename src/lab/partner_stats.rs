@@ -84,6 +84,25 @@ impl PartnerStats {
     }
 }
 
+impl PartnerRequest {
+    /// The record in a few words, the card by its last four digits only:
+    /// `open-card calls 2, status checks 1, accepted, issued (card ending
+    /// 1234)`.
+    pub fn describe(&self) -> String {
+        let mut words = format!(
+            "open-card calls {}, status checks {}",
+            self.open_card_calls, self.status_calls
+        );
+        if self.accepted {
+            words.push_str(", accepted");
+        }
+        if let Some(card) = &self.card {
+            words.push_str(&format!(", issued (card ending {})", card.last_four()));
+        }
+        words
+    }
+}
+
 /// Wraps the card number the moment it is read, so no `Debug` can print it.
 fn card_number<'de, D: Deserializer<'de>>(input: D) -> Result<Option<CardNumber>, D::Error> {
     Ok(Option::<String>::deserialize(input)?.map(CardNumber::new))

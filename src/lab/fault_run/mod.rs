@@ -95,7 +95,8 @@ pub async fn main(args: FaultRunArgs) -> ExitCode {
     let figures = lab.finish(&plan, measured.is_ok()).await;
     if let Some(figures) = &figures {
         println!("{figures}");
-        let _ = std::fs::write(plan.dir.join("figures.txt"), figures.to_string());
+        // The file lists every request that went wrong, not only the first few.
+        let _ = std::fs::write(plan.dir.join("figures.txt"), format!("{figures:#}"));
     }
     match measured {
         Err(error) => fail(&error),
