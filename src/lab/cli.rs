@@ -11,7 +11,7 @@ use crate::tls;
 /// Measurement runs for card-issuer: start the real worker and partner
 /// simulator processes, break things on purpose, and print the figures.
 #[derive(Parser)]
-#[command(name = "card-issuer-lab", version, about, long_about = None)]
+#[command(name = "card-issuer-lab", version)]
 pub struct LabCli {
     /// The lab's own log lines, in RUST_LOG syntax; the processes it starts
     /// log to files of their own. lapin is silenced by default: it reports

@@ -87,9 +87,6 @@ pub struct FaultRunArgs {
     #[arg(long, default_value = "info,card_issuer=debug")]
     pub worker_log: String,
 
-    #[command(flatten)]
-    pub faults: FaultMix,
-
     /// Seeds the simulator's fault decisions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -107,4 +104,8 @@ pub struct FaultRunArgs {
     /// Where each run gets a directory for its logs and figures.
     #[arg(long, default_value = "/tmp/card-issuer-lab")]
     pub log_dir: PathBuf,
+
+    /// Comes last: its help heading would otherwise cover the flags after it.
+    #[command(flatten)]
+    pub faults: FaultMix,
 }
