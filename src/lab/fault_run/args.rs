@@ -87,7 +87,8 @@ pub struct FaultRunArgs {
     #[arg(long, default_value = "info,card_issuer=debug")]
     pub worker_log: String,
 
-    /// Seeds the simulator's fault decisions.
+    /// Seeds the simulator's fault decisions. Request ids are new in every
+    /// run, so two runs fault different calls even with the same seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
