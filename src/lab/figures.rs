@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn a_card_that_is_not_the_partners_is_a_mismatch() {
         let mut ledger = Ledger::default();
-        ledger.record_sent("r-1".into());
+        ledger.record_sent("r-1".into(), 0);
         ledger.record(&issued("r-1", "8600999999999999"));
 
         let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
@@ -333,7 +333,7 @@ mod tests {
     #[test]
     fn a_card_the_partner_issued_without_an_event_is_unannounced_and_lost() {
         let mut ledger = Ledger::default();
-        ledger.record_sent("r-1".into());
+        ledger.record_sent("r-1".into(), 0);
 
         let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
 
@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn evidence_tells_the_partners_side_by_the_last_four_digits_only() {
         let mut ledger = Ledger::default();
-        ledger.record_sent("r-1".into());
+        ledger.record_sent("r-1".into(), 0);
 
         let figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));
 
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn a_matching_card_passes() {
         let mut ledger = Ledger::default();
-        ledger.record_sent("r-1".into());
+        ledger.record_sent("r-1".into(), 0);
         ledger.record(&issued("r-1", PARTNER_CARD));
 
         let mut figures = Figures::new("run", &ledger, Some(&partner(&[("r-1", true)])));

@@ -83,15 +83,12 @@ pub enum Verdict {
 }
 
 impl Ledger {
-    /// Notes a command the broker confirmed.
-    pub fn record_sent(&mut self, request_id: String) {
+    /// Notes a command the broker confirmed after `retries` publishes that
+    /// were not confirmed (any of which may have got through, so the
+    /// worker may see the command more than once).
+    pub fn record_sent(&mut self, request_id: String, retries: u32) {
         self.sent.insert(request_id);
-    }
-
-    /// Notes a command published again because its first publish was not
-    /// confirmed (it may have got through: the worker then sees it twice).
-    pub fn record_publish_retry(&mut self) {
-        self.publish_retries += 1;
+        self.publish_retries += u64::from(retries);
     }
 
     /// Notes one event as the collector received it.
@@ -301,7 +298,7 @@ mod tests {
     fn ledger_with_sent(ids: &[&str]) -> Ledger {
         let mut ledger = Ledger::default();
         for id in ids {
-            ledger.record_sent((*id).to_owned());
+            ledger.record_sent((*id).to_owned(), 0);
         }
         ledger
     }

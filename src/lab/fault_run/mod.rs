@@ -231,11 +231,12 @@ impl Lab {
             log_dir: plan.dir.clone(),
         };
         self.simulator = Some(simulator);
-        let mut worker = launch.start(1)?;
+        // Kept in `self` before waiting, so that clean-up stops it with
+        // SIGTERM if it never gets ready or the run is interrupted.
+        let worker = self.worker.insert(launch.start(1)?);
         self.launch = Some(launch);
         self.disruptions.worker_starts = 1;
         worker.wait_until_ready(&self.http).await?;
-        self.worker = Some(worker);
         Ok(())
     }
 
@@ -256,10 +257,8 @@ impl Lab {
                 .await;
             self.sender_reconnects = sender.reconnects();
             let sent = sent?;
-            let mut ledger = self.ledger();
-            ledger.record_sent(commands::request_id(&plan.names.run_id, number));
-            (0..sent.retries).for_each(|_| ledger.record_publish_retry());
-            drop(ledger);
+            let request_id = commands::request_id(&plan.names.run_id, number);
+            self.ledger().record_sent(request_id, sent.retries);
             self.restart_worker_if_it_died()?;
             if (number + 1) % tenth == 0 {
                 self.progress("published", number + 1, args.commands);
