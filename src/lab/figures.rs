@@ -109,6 +109,10 @@ pub struct Disruptions {
     pub worker_starts: u32,
     /// Workers that ended without being told to, with how.
     pub unexpected_exits: Vec<String>,
+    /// Whether the last worker was consuming (its `/readyz` answered 200)
+    /// when the run ended; `None` if there was no worker to ask. A worker
+    /// alive but not ready at the end explains outcomes that never came.
+    pub ready_at_end: Option<bool>,
     /// Times the collector reconnected.
     pub collector_reconnects: u32,
     /// Times the command sender reconnected.

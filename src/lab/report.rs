@@ -138,6 +138,10 @@ impl Figures {
                 d.unexpected_exits.len()
             ),
         )?;
+        if let Some(ready) = d.ready_at_end {
+            let state = if ready { "consuming" } else { "NOT READY" };
+            line(f, "last worker at the end", state, "its /readyz")?;
+        }
         line(
             f,
             "broker restarts",

@@ -82,6 +82,12 @@ impl WorkerProcess {
             .await
     }
 
+    /// Whether it consumes right now (its `/readyz` answers 200).
+    pub async fn is_ready(&self, http: &reqwest::Client) -> bool {
+        let answer = http.get(&self.readyz).send().await;
+        answer.is_ok_and(|response| response.status().is_success())
+    }
+
     /// Kills it with SIGKILL, as a crash or an OOM kill would.
     pub async fn kill(&mut self) {
         self.process.kill().await;

@@ -368,6 +368,9 @@ impl Lab {
             return None;
         }
         let stats = self.partner_stats().await;
+        if let Some(worker) = &self.worker {
+            self.disruptions.ready_at_end = Some(worker.is_ready(&self.http).await);
+        }
         if self.timing.wall.is_zero() {
             self.timing.wall = self.started.map(|s| s.elapsed()).unwrap_or_default();
         }
