@@ -17,6 +17,8 @@
 //!   they do by hand (submit, ask the partner, move parked messages back).
 //! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
+//! - [`lab`]: measurement tooling behind the `card-issuer-lab` binary (the
+//!   fault run); not part of the worker.
 //!
 //! Personal data (PINFL, phone, card number) and secrets live in
 //! [`secret::Secret`]-backed types that never print themselves.
@@ -28,6 +30,7 @@ pub mod domain;
 pub mod failpoint;
 pub mod health;
 pub mod issuance;
+pub mod lab;
 pub mod metrics;
 pub mod ops;
 pub mod partner;

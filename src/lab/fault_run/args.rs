@@ -1,0 +1,112 @@
+//! `card-issuer-lab fault-run`'s flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::lab::faults::FaultMix;
+
+/// Push commands through a real worker process and the partner simulator
+/// while killing the worker, restarting the broker and faulting partner
+/// calls; print what was lost, duplicated or conflicting. Exits 0 when
+/// nothing was lost and nothing conflicts, 1 when something was, 2 when the
+/// run could not be completed.
+#[derive(Args)]
+pub struct FaultRunArgs {
+    /// Commands to publish, each with its own request id and customer.
+    #[arg(long, default_value_t = 300)]
+    pub commands: u32,
+
+    /// Commands published per second.
+    #[arg(long, default_value_t = 30.0)]
+    pub rate: f64,
+
+    /// Times the worker is killed with SIGKILL and started again, spread
+    /// over the run.
+    #[arg(long, default_value_t = 1)]
+    pub kills: u32,
+
+    /// Times the broker application is stopped and started again
+    /// (`rabbitmqctl stop_app`, `start_app`), spread over the run. This
+    /// disrupts everyone on that broker: see --rabbitmq-node.
+    #[arg(long, default_value_t = 1)]
+    pub broker_restarts: u32,
+
+    /// How long the broker application stays stopped each time.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub broker_down: Duration,
+
+    /// The broker the worker and the lab use.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_default_value = true
+    )]
+    pub amqp_url: String,
+
+    /// The node rabbitmqctl restarts (`rabbitmqctl -n NODE`), such as
+    /// `lab@localhost` from `scripts/lab-broker`; rabbitmqctl's default node
+    /// when not given. It must listen on the port of --amqp-url.
+    #[arg(long, value_name = "NODE")]
+    pub rabbitmq_node: Option<String>,
+
+    /// The rabbitmqctl program.
+    #[arg(long, default_value = "rabbitmqctl")]
+    pub rabbitmqctl: PathBuf,
+
+    /// The `card-issuer` binary to run as worker and simulator; by default
+    /// the one next to this binary.
+    #[arg(long, value_name = "PATH")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Each worker's partner timeout; shorter than --fault-hold, so that
+    /// held replies become timeouts.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub partner_timeout: Duration,
+
+    /// Each worker's waits before status checks.
+    #[arg(long, default_value = "200ms,500ms")]
+    pub status_check_delays: String,
+
+    /// Each worker's waits before retries.
+    #[arg(long, default_value = "200ms,1s")]
+    pub retry_delays: String,
+
+    /// Each worker's cap on partner calls a second (0: none).
+    #[arg(long, default_value_t = 200)]
+    pub partner_calls_per_second: u32,
+
+    /// Another flag for every worker, as `--worker-arg=--concurrency=16`;
+    /// repeatable.
+    #[arg(long = "worker-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub worker_args: Vec<String>,
+
+    /// The workers' log filter.
+    #[arg(long, default_value = "info,card_issuer=debug")]
+    pub worker_log: String,
+
+    /// Seeds the simulator's fault decisions. Request ids are new in every
+    /// run, so two runs fault different calls even with the same seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// How long to wait, after the last command, for the outcomes still
+    /// missing.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub patience: Duration,
+
+    /// How long to keep listening once every command has its outcome, for
+    /// late duplicates or conflicting events.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
+
+    /// Where each run gets a directory for its logs and figures.
+    #[arg(long, default_value = "/tmp/card-issuer-lab")]
+    pub log_dir: PathBuf,
+
+    /// Comes last: its help heading would otherwise cover the flags after it.
+    #[command(flatten)]
+    pub faults: FaultMix,
+}
