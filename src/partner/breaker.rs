@@ -1,8 +1,11 @@
 //! The circuit breaker: when the partner keeps failing, new open-card calls
 //! pause instead of hammering it.
 //!
-//! Open-card calls report their replies here. Consecutive transient failures
-//! (1007, 1009, 5xx, 429, timeouts) open the breaker; so does a
+//! Open-card calls report their replies here. When half of the last calls
+//! (a window of `CARD_ISSUER_BREAKER_WINDOW`) failed transiently (1007,
+//! 1009, 5xx, 429, timeouts), the breaker opens; a window rather than a run
+//! of failures in a row, because with dozens of calls in flight the odd
+//! failures of a healthy partner line up now and then. So does a
 //! `Retry-After` from the partner, for as long as it asks, and so do rejected
 //! credentials, for the longest retry delay. While it is open, open-card
 //! calls wait; status checks keep their own schedule, because a card the
@@ -15,6 +18,7 @@
 //! open-card: the partner may answer 1005 to status checks while its HUMO
 //! side answers 1007 to every new application.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,7 +42,7 @@ pub enum BreakerState {
 #[derive(Debug)]
 enum State {
     Closed {
-        failures_in_a_row: u32,
+        recent: Recent,
     },
     Open {
         until: Instant,
@@ -55,7 +59,7 @@ enum State {
 pub struct Breaker {
     state: Mutex<State>,
     changed: Notify,
-    failure_threshold: u32,
+    window: usize,
     base_pause: Duration,
     credentials_pause: Duration,
 }
@@ -82,15 +86,15 @@ impl Drop for Admission<'_> {
 }
 
 impl Breaker {
-    /// A closed breaker.
-    pub fn new(failure_threshold: u32, base_pause: Duration, credentials_pause: Duration) -> Self {
+    /// A closed breaker that watches the last `window` open-card calls.
+    pub fn new(window: u32, base_pause: Duration, credentials_pause: Duration) -> Self {
         metrics::circuit_state(0);
         Self {
             state: Mutex::new(State::Closed {
-                failures_in_a_row: 0,
+                recent: Recent::default(),
             }),
             changed: Notify::new(),
-            failure_threshold,
+            window: window.max(1) as usize,
             base_pause,
             credentials_pause,
         }
@@ -180,23 +184,30 @@ impl Breaker {
     fn update(&self, verdict: Verdict, from_open_card: bool) {
         let mut state = self.lock();
         let before = BreakerKind::of(&state);
-        let next = match (verdict, &*state) {
-            (Verdict::Credentials, _) => State::Open {
+        let next = match (verdict, &mut *state) {
+            (Verdict::Credentials, current) => State::Open {
                 until: Instant::now() + self.credentials_pause,
-                openings: openings_of(&state),
+                openings: openings_of(current),
                 credentials: true,
             },
             // Answers to calls let out before the breaker opened arrive
             // late; they neither close it nor extend the pause.
             (_, State::Open { .. }) => return,
-            (Verdict::Healthy, _) => State::Closed {
-                failures_in_a_row: 0,
+            (Verdict::Healthy, State::Closed { recent }) => {
+                recent.push(false, self.window);
+                return;
+            }
+            (Verdict::Healthy, State::HalfOpen { .. }) => State::Closed {
+                recent: Recent::default(),
             },
             (Verdict::Failing { retry_after }, current) => {
                 if !from_open_card && !matches!(current, State::Closed { .. }) {
                     return;
                 }
-                self.after_failure(current, retry_after)
+                match self.after_failure(current, retry_after) {
+                    Some(next) => next,
+                    None => return,
+                }
             }
         };
         *state = next;
@@ -209,20 +220,20 @@ impl Breaker {
         }
     }
 
-    fn after_failure(&self, state: &State, retry_after: Option<Duration>) -> State {
+    /// The state a transient failure leads to, or `None` when the breaker
+    /// stays closed (the failure only joins the window).
+    fn after_failure(&self, state: &mut State, retry_after: Option<Duration>) -> Option<State> {
         let asked = retry_after.unwrap_or_default();
         match state {
-            State::Closed { failures_in_a_row } => {
-                let failures = failures_in_a_row + 1;
-                if failures < self.failure_threshold && asked.is_zero() {
-                    return State::Closed {
-                        failures_in_a_row: failures,
-                    };
+            State::Closed { recent } => {
+                let failures = recent.push(true, self.window);
+                if failures < self.window.div_ceil(2) && asked.is_zero() {
+                    return None;
                 }
-                self.open(1, asked)
+                Some(self.open(1, asked))
             }
             State::HalfOpen { openings, .. } | State::Open { openings, .. } => {
-                self.open(openings + 1, asked)
+                Some(self.open(*openings + 1, asked))
             }
         }
     }
@@ -242,6 +253,24 @@ impl Breaker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("breaker lock is never poisoned")
+    }
+}
+
+/// The outcomes of the last open-card calls, `true` for a transient failure.
+#[derive(Debug, Default)]
+struct Recent {
+    failed: VecDeque<bool>,
+}
+
+impl Recent {
+    /// Adds a call's outcome, forgets those beyond the window, and returns
+    /// the failures left in it.
+    fn push(&mut self, failed: bool, window: usize) -> usize {
+        self.failed.push_back(failed);
+        while self.failed.len() > window {
+            self.failed.pop_front();
+        }
+        self.failed.iter().filter(|failed| **failed).count()
     }
 }
 

@@ -135,10 +135,11 @@ pub struct PartnerArgs {
     #[arg(long, env = "CARD_ISSUER_PRODUCTS_REFRESH", default_value = "5m")]
     pub products_refresh: Option<String>,
 
-    /// Transient partner failures in a row (1007, 1009, 5xx, timeouts) that
-    /// open the circuit breaker and pause new open-card calls.
-    #[arg(long, env = "CARD_ISSUER_BREAKER_FAILURES", default_value = "5")]
-    pub breaker_failures: Option<String>,
+    /// How many of the last open-card calls the circuit breaker watches:
+    /// when half of them failed transiently (1007, 1009, 5xx, timeouts), new
+    /// open-card calls pause.
+    #[arg(long, env = "CARD_ISSUER_BREAKER_WINDOW", default_value = "20")]
+    pub breaker_window: Option<String>,
 
     /// How long the breaker stays open before one trial call; it doubles on
     /// each failed trial, up to ten times this, and a longer `Retry-After`

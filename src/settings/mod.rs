@@ -207,8 +207,8 @@ pub struct PartnerSettings {
     pub calls_per_second: u32,
     /// How often products are fetched again.
     pub products_refresh: Duration,
-    /// Transient failures in a row that open the breaker.
-    pub breaker_failures: u32,
+    /// Open-card calls the breaker watches; half of them failing opens it.
+    pub breaker_window: u32,
     /// How long the breaker stays open at first.
     pub breaker_open: Duration,
 }
@@ -231,7 +231,7 @@ impl PartnerSettings {
             timeout: layers.duration("partner_timeout")?,
             calls_per_second: layers.parsed("partner_calls_per_second")?,
             products_refresh: layers.duration("products_refresh")?,
-            breaker_failures: at_least_one(layers, "breaker_failures")?,
+            breaker_window: at_least_one(layers, "breaker_window")?,
             breaker_open: layers.duration("breaker_open")?,
         })
     }

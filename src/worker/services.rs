@@ -36,7 +36,7 @@ impl Services {
             partner: PartnerClient::new(&settings.partner, concurrency)?,
             catalogue: Catalogue::new(),
             breaker: Breaker::new(
-                settings.partner.breaker_failures,
+                settings.partner.breaker_window,
                 settings.partner.breaker_open,
                 settings.issuance.longest_retry_delay(),
             ),

@@ -11,9 +11,9 @@ use serde_json::json;
 use crate::support::{TestApp, request_id};
 
 #[tokio::test]
-async fn failures_in_a_row_pause_new_open_card_calls_but_not_status_checks() {
+async fn failing_open_cards_pause_new_open_card_calls_but_not_status_checks() {
     let mut app = TestApp::start_with(&[
-        ("--breaker-failures", "2"),
+        ("--breaker-window", "4"),
         ("--breaker-open", "2s"),
         ("--status-check-delays", "100ms"),
         ("--retry-delays", "100ms"),

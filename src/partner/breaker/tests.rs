@@ -8,7 +8,7 @@ use crate::partner::Unavailable;
 const PAUSE: Duration = Duration::from_secs(10);
 
 fn breaker() -> Breaker {
-    Breaker::new(3, PAUSE, Duration::from_secs(120))
+    Breaker::new(6, PAUSE, Duration::from_secs(120))
 }
 
 fn timeout() -> Reply {
@@ -36,19 +36,38 @@ async fn stays_closed_below_the_threshold() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_definite_answer_resets_the_count() {
+async fn odd_failures_among_answers_leave_it_closed() {
     let breaker = breaker();
 
-    breaker.record_open_card(&timeout());
-    breaker.record_open_card(&timeout());
-    breaker.record_open_card(&refused("1006"));
-    breaker.record_open_card(&timeout());
+    for _ in 0..5 {
+        breaker.record_open_card(&timeout());
+        for _ in 0..3 {
+            breaker.record_open_card(&refused("1006"));
+        }
+    }
 
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
 
 #[tokio::test(start_paused = true)]
-async fn failures_in_a_row_open_it_and_admission_waits_for_the_pause() {
+async fn half_of_the_window_failing_opens_it() {
+    let breaker = breaker();
+
+    for reply in [
+        timeout(),
+        Reply::Accepted,
+        refused("1009"),
+        Reply::Accepted,
+        timeout(),
+    ] {
+        breaker.record_open_card(&reply);
+    }
+
+    assert_eq!(breaker.state(), BreakerState::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_open_admission_waits_for_the_pause() {
     let breaker = breaker();
     for _ in 0..3 {
         breaker.record_open_card(&refused("1009"));
