@@ -8,5 +8,5 @@ mod topology;
 
 pub use connection::{BrokerError, connect};
 pub use publisher::{PublishError, Publisher};
-pub use session::Session;
+pub use session::{Consuming, Session};
 pub use topology::{COMMAND_ROUTING_KEY, Topology, delay_label};

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, Consumer, Event};
+use lapin::{Channel, Connection, Consumer, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::{BrokerError, Publisher, Topology, connect};
@@ -70,7 +70,7 @@ impl Session {
         queue: &str,
         prefetch: u16,
         tag: &str,
-    ) -> Result<Consumer, BrokerError> {
+    ) -> Result<Consuming, BrokerError> {
         let setup = |what: String| move |source| BrokerError::Setup { what, source };
         let channel = self
             .consuming
@@ -81,7 +81,7 @@ impl Session {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(setup(format!("set the prefetch for {queue}")))?;
-        channel
+        let consumer = channel
             .basic_consume(
                 queue.into(),
                 tag.into(),
@@ -89,7 +89,12 @@ impl Session {
                 FieldTable::default(),
             )
             .await
-            .map_err(setup(format!("consume {queue}")))
+            .map_err(setup(format!("consume {queue}")))?;
+        Ok(Consuming {
+            channel,
+            consumer,
+            tag: tag.to_owned(),
+        })
     }
 
     /// Closes both connections. Unacknowledged deliveries go back to their
@@ -101,6 +106,29 @@ impl Session {
         for connection in [&self.consuming, &self.publishing] {
             let closing = connection.close(200, "card-issuer stopping".into());
             let _ = tokio::time::timeout(limit, closing).await;
+        }
+    }
+}
+
+/// A consumer and the channel it lives on.
+pub struct Consuming {
+    channel: Channel,
+    /// The deliveries.
+    pub consumer: Consumer,
+    tag: String,
+}
+
+impl Consuming {
+    /// Asks the broker to send no more deliveries, keeping the channel open:
+    /// deliveries already taken can still be acknowledged. (Dropping the
+    /// consumer would close its channel, and the broker would requeue them
+    /// while their handlers finish, so the work would be done twice.)
+    pub async fn stop_taking(&self) {
+        let cancel = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default());
+        if let Err(error) = tokio::time::timeout(Duration::from_secs(2), cancel).await {
+            tracing::warn!(%error, "the broker did not confirm the consumer's cancel in time");
         }
     }
 }

@@ -181,13 +181,13 @@ async fn run_session(
     let mut in_flight = JoinSet::new();
     let end = loop {
         tokio::select! {
-            delivery = commands.next() => match delivery {
+            delivery = commands.consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
                     in_flight.spawn(settle(handler.clone(), delivery, QueueRole::Commands));
                 }
                 _ => break SessionEnd::Lost,
             },
-            delivery = checks.next() => match delivery {
+            delivery = checks.consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
                     in_flight.spawn(settle(handler.clone(), delivery, QueueRole::StatusChecks));
                 }
@@ -208,10 +208,11 @@ async fn run_session(
         return end;
     }
 
-    // Stop taking deliveries; what was taken but not started goes back to
-    // the queue when the channel closes.
-    drop(commands);
-    drop(checks);
+    // Stop taking deliveries but keep the channels, so that what is in
+    // flight can still be acknowledged; what was taken but not started goes
+    // back to the queue when the channels close.
+    commands.stop_taking().await;
+    checks.stop_taking().await;
     let grace = settings.worker.shutdown_grace;
     tracing::info!(
         in_flight = in_flight.len(),
