@@ -239,8 +239,14 @@ impl Breaker {
     }
 
     fn open(&self, openings: u32, asked: Duration) -> State {
-        let doubled = self.base_pause * 2u32.saturating_pow(openings.saturating_sub(1));
-        let pause = doubled.min(self.base_pause * 10).max(asked);
+        let longest = self.base_pause.saturating_mul(10);
+        let doubled = self
+            .base_pause
+            .saturating_mul(2u32.saturating_pow(openings.saturating_sub(1)));
+        // What the partner asks for is honoured up to the longest pause the
+        // breaker would choose itself, or the credentials pause if longer.
+        let asked = asked.min(longest.max(self.credentials_pause));
+        let pause = doubled.min(longest).max(asked);
         // Up to a fifth more, so replicas that opened together do not all
         // send their trial call in the same instant.
         let jitter = pause.mul_f64(fastrand::f64() * 0.2);
@@ -252,7 +258,11 @@ impl Breaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("breaker lock is never poisoned")
+        // Its state stays consistent whatever panicked while holding it: each
+        // update replaces the state whole.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -21,6 +21,10 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remo
 /// and an endless body from a broken proxy must not exhaust memory.
 const MAX_REPLY_BYTES: usize = 256 * 1024;
 
+/// A `Retry-After` longer than an hour is read as an hour: a partner's
+/// misconfigured proxy must not stop the worker for a year.
+const MAX_RETRY_AFTER_SECONDS: u64 = 3600;
+
 /// The partner's endpoints, as metric labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -237,7 +241,7 @@ async fn read_answer(request: reqwest::RequestBuilder) -> Result<RawAnswer, Unav
         .get(RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|seconds| Duration::from_secs(seconds.min(MAX_RETRY_AFTER_SECONDS)));
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport_cause)? {
         if body.len() + chunk.len() > MAX_REPLY_BYTES {

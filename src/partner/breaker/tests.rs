@@ -201,3 +201,23 @@ async fn a_status_check_can_still_report_rejected_credentials_and_retry_after() 
     other.record_status_check(&Reply::CredentialsRejected { http_status: 403 });
     assert_eq!(other.state(), BreakerState::Open);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_absurd_retry_after_is_capped_and_never_overflows() {
+    let breaker = breaker();
+    let absurd = Reply::Unavailable {
+        cause: Unavailable::ServerError(503),
+        retry_after: Some(Duration::from_secs(u64::MAX)),
+    };
+
+    breaker.record_open_card(&absurd);
+    let start = Instant::now();
+    let _admission = breaker.admit().await;
+
+    // The longest pause here is the credentials pause, two minutes.
+    let waited = start.elapsed();
+    assert!(
+        waited <= Duration::from_secs(120).mul_f64(1.2),
+        "{waited:?}"
+    );
+}
