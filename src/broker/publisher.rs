@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio_util::sync::CancellationToken;
 
 use super::BrokerError;
 use crate::metrics;
@@ -82,7 +83,8 @@ impl Publisher {
         })
     }
 
-    /// Publishes one message and waits for the broker's confirm.
+    /// Publishes one message and waits for the broker's confirm, for at most
+    /// the confirm timeout.
     pub async fn publish(
         &self,
         exchange: &str,
@@ -90,8 +92,55 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        let never = CancellationToken::new();
+        self.publish_patiently(
+            exchange,
+            routing_key,
+            body,
+            properties,
+            Patience::Once,
+            &never,
+        )
+        .await
+    }
+
+    /// Publishes one message and waits for its confirm until `stop` fires.
+    ///
+    /// A confirm late by the confirm timeout counts as a failed publish (the
+    /// metric, a warning), but the message is not sent again: the broker may
+    /// well have it (a memory alarm holds confirms back), and each copy sent
+    /// meanwhile would start a chain of its own. The delivery behind it stays
+    /// unacknowledged all along.
+    pub async fn publish_until_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        stop: &CancellationToken,
+    ) -> Result<(), PublishError> {
+        self.publish_patiently(
+            exchange,
+            routing_key,
+            body,
+            properties,
+            Patience::UntilStopped,
+            stop,
+        )
+        .await
+    }
+
+    async fn publish_patiently(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        patience: Patience,
+        stop: &CancellationToken,
+    ) -> Result<(), PublishError> {
         let result = self
-            .publish_once(exchange, routing_key, body, properties)
+            .send_and_confirm(exchange, routing_key, body, properties, patience, stop)
             .await;
         if let Err(error) = &result {
             metrics::publish_failure(error.label());
@@ -99,33 +148,50 @@ impl Publisher {
         result
     }
 
-    async fn publish_once(
+    async fn send_and_confirm(
         &self,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         properties: BasicProperties,
+        patience: Patience,
+        stop: &CancellationToken,
     ) -> Result<(), PublishError> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
         };
-        let confirmed = async {
-            self.channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    options,
-                    body,
-                    properties,
-                )
-                .await?
-                .await
-        };
-        let confirmation = tokio::time::timeout(self.confirm_timeout, confirmed)
+        let sent = tokio::time::timeout(
+            self.confirm_timeout,
+            self.channel.basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                body,
+                properties,
+            ),
+        );
+        let mut confirm = sent
             .await
             .map_err(|_| PublishError::Unconfirmed(self.confirm_timeout))?
             .map_err(PublishError::Channel)?;
+        let confirmation = loop {
+            tokio::select! {
+                confirmation = &mut confirm => break confirmation.map_err(PublishError::Channel)?,
+                () = tokio::time::sleep(self.confirm_timeout) => {
+                    if patience == Patience::Once {
+                        return Err(PublishError::Unconfirmed(self.confirm_timeout));
+                    }
+                    metrics::publish_failure("unconfirmed");
+                    tracing::warn!(
+                        waited = ?self.confirm_timeout,
+                        exchange,
+                        "no confirm from the broker yet; waiting for it, not sending again"
+                    );
+                }
+                () = stop.cancelled() => return Err(PublishError::Unconfirmed(self.confirm_timeout)),
+            }
+        };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
@@ -139,4 +205,13 @@ impl Publisher {
             Confirmation::NotRequested => Ok(()),
         }
     }
+}
+
+/// How long a publish waits for its confirm.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// The confirm timeout, then it has failed.
+    Once,
+    /// Until told to stop, warning each time the timeout passes.
+    UntilStopped,
 }

@@ -110,8 +110,9 @@ impl Topology {
         }
 
         let work_queue = self.work_queue_arguments();
-        declare_queue(channel, &self.command_queue, work_queue.clone()).await?;
-        declare_queue(channel, &self.status_queue, work_queue.clone()).await?;
+        let parked_by_the_broker = self.parked_by_the_broker();
+        declare_queue(channel, &self.command_queue, parked_by_the_broker.clone()).await?;
+        declare_queue(channel, &self.status_queue, parked_by_the_broker).await?;
         declare_queue(channel, &self.dead_letter_queue, work_queue).await?;
         bind(
             channel,
@@ -203,6 +204,20 @@ impl Topology {
             QueueType::Classic => "classic",
         };
         arguments.insert("x-queue-type".into(), text(kind));
+        arguments
+    }
+
+    /// The work queues' arguments: what the broker itself drops from them (a
+    /// command whose own `expiration` ran out before a worker took it) goes
+    /// to the dead-letter queue, with RabbitMQ's `x-death` saying why,
+    /// rather than nowhere.
+    fn parked_by_the_broker(&self) -> FieldTable {
+        let mut arguments = self.work_queue_arguments();
+        arguments.insert("x-dead-letter-exchange".into(), text(""));
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            text(&self.dead_letter_queue),
+        );
         arguments
     }
 

@@ -65,7 +65,11 @@ pub async fn run(args: &DeadLetterArgs, loaded: Loaded<'_>) -> Result<(), CliErr
                     "{}\t{}\t{}\t{}",
                     message.reason,
                     message.stage.as_str(),
-                    message.request_id.as_deref().unwrap_or("-"),
+                    // Debug-quoted: an id may hold line breaks or escapes.
+                    message
+                        .request_id
+                        .as_ref()
+                        .map_or("-".to_owned(), |id| format!("{id:?}")),
                     message.detail
                 );
             }

@@ -4,8 +4,8 @@
 //! |----------------|-------------------------------|--------------------------|
 //! | success        | schedule the first check      | `card.issued`            |
 //! | 1000           | check once now (pending check)| keep checking            |
-//! | 1002           | schedule a check              | rejected                 |
-//! | 1003           | rejected                      | keep checking            |
+//! | 1002           | schedule a check              | keep checking            |
+//! | 1003           | schedule a check              | keep checking            |
 //! | 1005           | keep checking                 | keep checking            |
 //! | 1006, 1008     | rejected, not retryable       | same                     |
 //! | 1007, 1009     | retry after the retry delay   | same                     |
@@ -15,9 +15,11 @@
 //!
 //! The pending check (after a 1000) is a status check whose 1003 means
 //! "the application in progress is not ours": `card.failed`, rejected, code
-//! 1000, retryable. The two cells the contract leaves empty (1002 to a status
-//! check, 1003 to open-card) make no sense from a partner; they are treated
-//! as any other unexpected code.
+//! 1000, retryable; unless an earlier open-card of ours may have got through
+//! unanswered, when it means "not yet" as anywhere else. The two cells the
+//! contract leaves empty (1002 to a status check, 1003 to open-card) make no
+//! sense from a partner; they lead to status checks, the answer that cannot
+//! cost a card.
 //!
 //! Past the deadline, whatever would have waited fails instead with
 //! `deadline_exceeded`; a final answer that arrives on the last check still
@@ -222,8 +224,17 @@ fn by_table(stage: Stage, reply: Reply, progress: &Progress, plan: &Plan) -> Dec
                 (_, ApplicationPending) => {
                     check_later(stage, progress, plan, StatusCheckReason::ApplicationPending)
                 }
-                (Stage::OpenCard, DuplicateRequestId) => {
+                // A known request id: the status tells. (1002 to a status
+                // check makes no sense from a partner; checking again is the
+                // answer that cannot cost a card.)
+                (_, DuplicateRequestId) => {
                     check_later(stage, progress, plan, StatusCheckReason::DuplicateRequest)
+                }
+                // 1003 can appear right after a submission, so when an
+                // earlier open-card of ours may have got through unanswered,
+                // the pending application may be ours: keep checking.
+                (Stage::PendingCheck, NotFound) if before.maybe_submitted => {
+                    check_later(stage, progress, plan, StatusCheckReason::NotFoundYet)
                 }
                 // The 1000 stands: the application in progress is someone
                 // else's request, so the customer may try again once it ends.
@@ -233,7 +244,10 @@ fn by_table(stage: Stage, reply: Reply, progress: &Progress, plan: &Plan) -> Dec
                     message: before.last_message.clone(),
                     retryable: true,
                 }),
-                (Stage::StatusCheck, NotFound) => {
+                // To a status check, "not yet"; to open-card it makes no
+                // sense, and checking is again the answer that cannot cost a
+                // card (the deadline ends it if the partner never knows it).
+                (Stage::StatusCheck | Stage::OpenCard, NotFound) => {
                     check_later(stage, progress, plan, StatusCheckReason::NotFoundYet)
                 }
                 (_, UnderReview) => {

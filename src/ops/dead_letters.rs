@@ -177,7 +177,11 @@ fn describe(properties: &BasicProperties, body: &[u8]) -> Parked {
         .map(|progress| progress.stage)
         .unwrap_or(Stage::OpenCard);
     Parked {
-        reason: text(headers::REASON),
+        reason: header_text(table, headers::REASON)
+            .or_else(|| {
+                header_text(table, "x-first-death-reason").map(|why| format!("broker:{why}"))
+            })
+            .unwrap_or_default(),
         detail: text(headers::DETAIL),
         request_id: request_id_of(body),
         stage,

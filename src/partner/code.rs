@@ -28,7 +28,8 @@ pub enum PartnerCode {
 impl PartnerCode {
     /// Reads a code as sent, with surrounding blanks ignored.
     pub fn parse(text: &str) -> Self {
-        match text.trim() {
+        let canonical = canonical_number(text.trim());
+        match canonical.as_deref().unwrap_or(text.trim()) {
             "1000" => Self::ApplicationPending,
             "1002" => Self::DuplicateRequestId,
             "1003" => Self::NotFound,
@@ -58,6 +59,24 @@ impl PartnerCode {
     }
 }
 
+/// A code written as a number in another way (`01007`, `1007.0`) in its
+/// plain form, so it is recognised; `None` when it is not such a number.
+fn canonical_number(text: &str) -> Option<String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = text.trim_start_matches('0');
+        return Some(if trimmed.is_empty() {
+            "0".to_owned()
+        } else {
+            trimmed.to_owned()
+        });
+    }
+    let (whole, fraction) = text.split_once('.')?;
+    let whole_is_digits = !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit());
+    (whole_is_digits && !fraction.is_empty() && fraction.bytes().all(|b| b == b'0'))
+        .then(|| canonical_number(whole))
+        .flatten()
+}
+
 impl fmt::Display for PartnerCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -83,5 +102,20 @@ mod tests {
         assert_eq!(unknown, PartnerCode::Other("4711".into()));
         assert_eq!(unknown.label(), "other");
         assert_eq!(unknown.to_string(), "4711");
+    }
+
+    #[test]
+    fn a_known_code_written_another_way_is_still_known() {
+        for written in ["01007", "1007.0", " 1007.00 "] {
+            assert_eq!(
+                PartnerCode::parse(written),
+                PartnerCode::HumoUnavailable,
+                "{written}"
+            );
+        }
+        assert_eq!(
+            PartnerCode::parse("1007.5"),
+            PartnerCode::Other("1007.5".into())
+        );
     }
 }

@@ -117,17 +117,25 @@ impl Reply {
             }
             return read_card(object.get("data")).unwrap_or(fallback);
         }
-        match object.get("code").and_then(code_text) {
+        let code = object
+            .get("code")
+            .and_then(code_text)
+            .map(|code| PartnerCode::parse(&code));
+        match code {
             // A code says more than the HTTP status it came with: a 1007 in a
-            // 503 is still a 1007.
+            // 503 is still a 1007. But a gateway in front of the partner
+            // answers 5xx and 429 with codes of its own ("BAD_GATEWAY",
+            // "503"), and taking those for the partner's verdict would fail
+            // a request over a passing fault.
+            Some(PartnerCode::Other(_)) if http_status >= 500 || http_status == 429 => fallback,
             Some(code) => {
                 let message = object
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 Self::Refused {
-                    code: PartnerCode::parse(&code),
-                    message: message.to_owned(),
+                    code,
+                    message: redact_digits(message),
                 }
             }
             None => fallback,
@@ -135,11 +143,40 @@ impl Reply {
     }
 }
 
+/// The partner's text with every run of seven or more digits starred: its
+/// messages may quote the customer's phone or PINFL back, and they travel
+/// on in headers, events and logs.
+fn redact_digits(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.chars().count() >= 7 {
+            out.push_str("***");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in message.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 fn read_card(data: Option<&Value>) -> Option<Reply> {
     let data = data?.as_object()?;
-    let card = scalar_text(data.get("cardNumber")?)?;
+    let card = scalar_text(data.get("cardNumber")?)?.trim().to_owned();
     let exp = scalar_text(data.get("exp")?)?;
-    if card.is_empty() {
+    // A card number is digits, 7 (the partner document's example) to 19;
+    // anything else is no card, and the status is asked again.
+    let is_card = (7..=19).contains(&card.len()) && card.bytes().all(|b| b.is_ascii_digit());
+    if !is_card {
         return None;
     }
     Some(Reply::Issued {
@@ -255,6 +292,71 @@ mod tests {
                 "{http_status} {body:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_gateway_s_own_codes_on_5xx_and_429_are_not_the_partner_s_verdict() {
+        let cases = [
+            (
+                503,
+                r#"{"code":"503"}"#,
+                unavailable(Unavailable::ServerError(503)),
+            ),
+            (
+                502,
+                r#"{"code":"BAD_GATEWAY"}"#,
+                unavailable(Unavailable::ServerError(502)),
+            ),
+            (
+                429,
+                r#"{"code":429}"#,
+                unavailable(Unavailable::TooManyRequests),
+            ),
+        ];
+        for (http_status, body, expected) in cases {
+            assert_eq!(
+                read(http_status, body, true),
+                expected,
+                "{http_status} {body}"
+            );
+        }
+        let refused = read(503, r#"{"code":"1009"}"#, true);
+        assert!(matches!(
+            refused,
+            Reply::Refused {
+                code: PartnerCode::ServiceUnavailable,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn what_is_not_a_card_number_is_no_card() {
+        for card in [
+            r#""abc-not-a-card""#,
+            r#""8600000000000000.0""#,
+            r#""   ""#,
+            r#""12""#,
+        ] {
+            let body =
+                format!(r#"{{"status":"success","data":{{"cardNumber":{card},"exp":"2912"}}}}"#);
+            assert_eq!(
+                read(200, &body, true),
+                unavailable(Unavailable::Unreadable),
+                "{card}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_digit_runs_in_partner_messages_are_starred() {
+        let body = r#"{"status":"error","code":"1007","message":"ПИНФЛ 31234567890123, тел +998931234567: 1007"}"#;
+
+        let Reply::Refused { message, .. } = read(200, body, false) else {
+            panic!()
+        };
+
+        assert_eq!(message, "ПИНФЛ ***, тел +***: 1007");
     }
 
     #[test]

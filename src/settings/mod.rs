@@ -155,7 +155,7 @@ impl BrokerSettings {
         Ok(Self {
             urls,
             ca_file: layers.text("amqp_ca_file").map(PathBuf::from),
-            publish_timeout: layers.duration("publish_timeout")?,
+            publish_timeout: at_least(layers, "publish_timeout", Duration::from_millis(100))?,
             commands_exchange: DEFAULT_COMMANDS_EXCHANGE.to_owned(),
             events_exchange: DEFAULT_EVENTS_EXCHANGE.to_owned(),
             queue_prefix: DEFAULT_QUEUE_PREFIX.to_owned(),
@@ -228,7 +228,7 @@ impl PartnerSettings {
             username: layers.secret("partner_username")?,
             password: layers.secret("partner_password")?,
             ca_file: layers.text("partner_ca_file").map(PathBuf::from),
-            timeout: layers.duration("partner_timeout")?,
+            timeout: at_least(layers, "partner_timeout", Duration::from_millis(100))?,
             calls_per_second: layers.parsed("partner_calls_per_second")?,
             products_refresh: layers.duration("products_refresh")?,
             breaker_window: at_least_one(layers, "breaker_window")?,
@@ -282,10 +282,19 @@ impl IssuanceSettings {
     pub fn load(layers: &Layers) -> Result<Self, SettingsError> {
         Ok(Self {
             status_check_delays: layers.durations("status_check_delays")?,
-            retry_delays: layers.durations("retry_delays")?,
-            deadline: layers.duration("deadline")?,
+            retry_delays: none_zero(layers, "retry_delays")?,
+            deadline: at_least(layers, "deadline", Duration::from_secs(1))?,
             event_card_number: layers.parsed("event_card_number")?,
-            max_command_bytes: layers.parsed("max_command_bytes")?,
+            max_command_bytes: {
+                let bytes: usize = layers.parsed("max_command_bytes")?;
+                if bytes < 256 {
+                    return Err(SettingsError::Invalid {
+                        setting: display_name("max_command_bytes"),
+                        why: "must be at least 256: a command is larger than that".into(),
+                    });
+                }
+                bytes
+            },
             delivery_limit: at_least_one(layers, "delivery_limit")?,
             handler_failure_limit: at_least_one(layers, "handler_failure_limit")?,
         })
@@ -365,6 +374,32 @@ impl Settings {
     }
 }
 
+/// A duration no shorter than `least`; zero would make the worker spin or
+/// give up at once.
+fn at_least(layers: &Layers, id: &str, least: Duration) -> Result<Duration, SettingsError> {
+    let value = layers.duration(id)?;
+    if value < least {
+        return Err(SettingsError::Invalid {
+            setting: display_name(id),
+            why: format!("must be at least {}", humantime::format_duration(least)),
+        });
+    }
+    Ok(value)
+}
+
+/// Retry delays, none of them zero: a retry without a wait would hammer a
+/// partner that just said it cannot answer.
+fn none_zero(layers: &Layers, id: &str) -> Result<Vec<Duration>, SettingsError> {
+    let delays = layers.durations(id)?;
+    if delays.iter().any(Duration::is_zero) {
+        return Err(SettingsError::Invalid {
+            setting: display_name(id),
+            why: "no retry delay may be zero".into(),
+        });
+    }
+    Ok(delays)
+}
+
 fn at_least_one(layers: &Layers, id: &str) -> Result<u32, SettingsError> {
     let value: u32 = layers.parsed(id)?;
     if value == 0 {
@@ -386,12 +421,12 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "[a URL that cannot be shown]".to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
+    // The user part ends at the last `@`, even when a password holds an
+    // unescaped `/` or `?`, as base64 passwords do.
+    match rest.rsplit_once('@') {
+        Some((user_info, host_and_path)) => {
             let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{path}")
+            format!("{scheme}://{user}:***@{host_and_path}")
         }
         None => url.to_owned(),
     }

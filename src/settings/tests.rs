@@ -96,7 +96,7 @@ fn a_misspelt_key_in_the_file_is_an_error() {
 
 #[test]
 fn bad_values_name_the_variable_to_fix() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["--partner-timeout", "soon"],
             "CARD_ISSUER_PARTNER_TIMEOUT",
@@ -107,6 +107,13 @@ fn bad_values_name_the_variable_to_fix() {
         ),
         (&["--concurrency", "0"], "CARD_ISSUER_CONCURRENCY"),
         (&["--queue-type", "stream"], "CARD_ISSUER_QUEUE_TYPE"),
+        (&["--publish-timeout", "0s"], "CARD_ISSUER_PUBLISH_TIMEOUT"),
+        (&["--partner-timeout", "0s"], "CARD_ISSUER_PARTNER_TIMEOUT"),
+        (&["--retry-delays", "1s,0s"], "CARD_ISSUER_RETRY_DELAYS"),
+        (
+            &["--max-command-bytes", "0"],
+            "CARD_ISSUER_MAX_COMMAND_BYTES",
+        ),
         (
             &["--amqp-url", "http://u:hunter2@host"],
             "CARD_ISSUER_AMQP_URL",
@@ -162,4 +169,8 @@ fn redacted_urls_keep_the_host_and_drop_the_password() {
     );
     assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
     assert_eq!(redact_url("amqp://u:p@ss@h/v"), "amqp://u:***@h/v");
+    assert_eq!(
+        redact_url("amqp://guest:Zq/9s?cret@h:5672/%2f"),
+        "amqp://guest:***@h:5672/%2f"
+    );
 }

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, field};
 
 use super::Services;
-use crate::broker::Publisher;
+use crate::broker::{PublishError, Publisher};
 use crate::domain::{OpenCardCommand, ProductId, Rejection, RejectionReason, RequestId};
+use crate::issuance::without_own;
 use crate::issuance::{
     Decision, Failure, FailureReason, Outcome, Progress, Stage, decide, earlier_deliveries,
     headers, stage_to_run,
@@ -158,6 +159,38 @@ impl Handler {
         self.schedule(delivery, &progress, delay).await
     }
 
+    /// Gives back a delivery that was not finished. While the session lives
+    /// (a shutdown), a copy goes back to the queue of its stage and the
+    /// delivery is acknowledged, so RabbitMQ's delivery count, which parks
+    /// messages that keep coming back, counts only crashes and lost
+    /// connections. Returns whether the delivery was settled that way;
+    /// otherwise it is to be nacked.
+    pub async fn hand_back(&self, delivery: &Delivery) -> bool {
+        if self.session_lost.is_cancelled() {
+            return false;
+        }
+        let original = delivery.properties.headers().as_ref();
+        let from_upstream = delivery.exchange.as_str() == self.services.topology.commands_exchange;
+        let stage =
+            match Progress::from_headers(original, unix_ms(), self.services.issuance.deadline) {
+                Ok(progress) if !from_upstream => progress.stage,
+                _ => Stage::OpenCard,
+            };
+        let (exchange, routing_key) = self.services.topology.route_after(stage, Duration::ZERO);
+        // A new command's copy carries none of our headers that it may have
+        // come with: it must stay new.
+        let headers = if from_upstream {
+            without_own(original)
+        } else {
+            without_delivery_count(original)
+        };
+        let properties = carried_properties(&delivery.properties).with_headers(headers);
+        self.publisher
+            .publish(exchange, &routing_key, &delivery.data, properties)
+            .await
+            .is_ok()
+    }
+
     async fn handle_in_span(&self, delivery: &Delivery) -> Settle {
         let issuance = &self.services.issuance;
         let original = delivery.properties.headers().as_ref();
@@ -168,18 +201,28 @@ impl Handler {
             );
             return self.park(delivery, DELIVERY_LIMIT, &detail).await;
         }
-        let progress = match Progress::from_headers(original, unix_ms(), issuance.deadline) {
-            Ok(progress) => progress,
-            Err(error) => {
-                return self
-                    .park(delivery, INVALID_PROGRESS, &error.to_string())
-                    .await;
+        // Whatever arrives through the command exchange is a new command,
+        // whatever headers it carries: only the worker's own steps (through
+        // its resume exchange) say where a request stands.
+        let from_upstream = delivery.exchange.as_str() == self.services.topology.commands_exchange;
+        let fresh =
+            from_upstream || !original.is_some_and(|table| table.contains_key(headers::STAGE));
+        let progress = if fresh {
+            Progress::fresh(unix_ms(), issuance.deadline)
+        } else {
+            match Progress::from_headers(original, unix_ms(), issuance.deadline) {
+                Ok(progress) => progress,
+                Err(error) => {
+                    return self
+                        .park(delivery, INVALID_PROGRESS, &error.to_string())
+                        .await;
+                }
             }
         };
-        if !original.is_some_and(|table| table.contains_key(headers::STAGE)) {
+        if fresh {
             metrics::command_received();
         }
-        let request = match self.read_request(&delivery.data, progress.stage) {
+        let request = match self.read_request(&delivery.data, progress.stage, fresh) {
             Ok(request) => request,
             Err(rejection) => return self.reject(delivery, rejection).await,
         };
@@ -191,7 +234,10 @@ impl Handler {
         self.settle(delivery, &request, next).await
     }
 
-    fn read_request(&self, body: &[u8], stage: Stage) -> Result<Request, Rejection> {
+    /// Reads the command. Its product is checked against the partner's list
+    /// only when it is new: a later step may follow an open-card that got
+    /// through, and a product withdrawn since must not fail it.
+    fn read_request(&self, body: &[u8], stage: Stage, fresh: bool) -> Result<Request, Rejection> {
         let max_bytes = self.services.issuance.max_command_bytes;
         if stage != Stage::OpenCard {
             let (id, product_id) = crate::domain::read_ids(body, max_bytes)?;
@@ -202,7 +248,7 @@ impl Handler {
             });
         }
         let command = OpenCardCommand::parse(body, max_bytes)?;
-        if !self.services.catalogue.offers(command.product_id) {
+        if fresh && !self.services.catalogue.offers(command.product_id) {
             return Err(Rejection {
                 reason: RejectionReason::UnknownProduct,
                 detail: format!("the partner does not offer product {}", command.product_id),
@@ -393,17 +439,7 @@ impl Handler {
     /// the stage it had reached.
     async fn park(&self, delivery: &Delivery, reason: &'static str, detail: &str) -> Settle {
         let topology = &self.services.topology;
-        let mut table = FieldTable::default();
-        for (name, value) in delivery
-            .properties
-            .headers()
-            .iter()
-            .flat_map(|table| table.inner())
-        {
-            if name.as_str() != headers::DELIVERY_COUNT {
-                table.insert(name.clone(), value.clone());
-            }
-        }
+        let mut table = without_delivery_count(delivery.properties.headers().as_ref());
         let text = |value: &str| AMQPValue::LongString(value.into());
         table.insert(headers::REASON.into(), text(reason));
         table.insert(headers::DETAIL.into(), text(detail));
@@ -435,11 +471,24 @@ impl Handler {
         loop {
             let result = self
                 .publisher
-                .publish(exchange, routing_key, body, properties.clone())
+                .publish_until_confirmed(
+                    exchange,
+                    routing_key,
+                    body,
+                    properties.clone(),
+                    &self.session_lost,
+                )
                 .await;
             let Err(error) = result else {
                 return Settle::Ack;
             };
+            if matches!(error, PublishError::Unroutable { .. }) && self.is_ours(exchange) {
+                // A queue of ours is gone (deleted by hand, say): a new
+                // session declares the topology again.
+                tracing::warn!(%error, "a queue of the worker's own is missing; starting a new session");
+                self.session_lost.cancel();
+                return Settle::HandBack;
+            }
             if self.session_lost.is_cancelled() || self.shutdown.is_cancelled() {
                 tracing::warn!(%error, "publish failed; the delivery goes back to its queue");
                 return Settle::HandBack;
@@ -455,6 +504,17 @@ impl Handler {
             }
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Whether every route through `exchange` ends in a queue the worker
+    /// declares itself (unlike the events exchange, where binding is the
+    /// consumers' job unless the worker has an events queue of its own).
+    fn is_ours(&self, exchange: &str) -> bool {
+        let topology = &self.services.topology;
+        exchange.is_empty()
+            || exchange == topology.delay_exchange
+            || exchange == topology.resume_exchange
+            || (exchange == topology.events_exchange && topology.events_queue.is_some())
     }
 
     /// Runs `wait` unless the session is lost or shutdown begins first.
@@ -535,6 +595,18 @@ fn event_properties(delivery: &Delivery, request_id: &str, outcome: &Outcome) ->
         .with_correlation_id(correlation_id)
         .with_timestamp(unix_ms() / 1000)
         .with_app_id("card-issuer".into())
+}
+
+/// A copy of the headers without RabbitMQ's delivery count, which belongs to
+/// the queue the message leaves.
+fn without_delivery_count(original: Option<&FieldTable>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in original.into_iter().flat_map(|table| table.inner()) {
+        if name.as_str() != headers::DELIVERY_COUNT {
+            table.insert(name.clone(), value.clone());
+        }
+    }
+    table
 }
 
 /// Now, in Unix milliseconds.

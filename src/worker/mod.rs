@@ -247,6 +247,9 @@ async fn settle(handler: Handler, delivery: Delivery, role: QueueRole) {
     // already put the delivery back.
     let _ = match settle {
         Settle::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+        Settle::HandBack if handler.hand_back(&delivery).await => {
+            delivery.acker.ack(BasicAckOptions::default()).await
+        }
         Settle::HandBack => {
             let requeue = BasicNackOptions {
                 requeue: true,

@@ -69,7 +69,7 @@ async fn a_message_delivered_too_often_is_parked_as_poison() {
 }
 
 #[tokio::test]
-async fn unreadable_progress_headers_are_parked_not_guessed() {
+async fn unreadable_progress_headers_on_a_step_are_parked_not_guessed() {
     let mut app = TestApp::start().await;
     let command = app.command("bad-stage");
     let mut headers = FieldTable::default();
@@ -78,7 +78,9 @@ async fn unreadable_progress_headers_are_parked_not_guessed() {
         AMQPValue::LongString("issue_twice".into()),
     );
 
-    publish_with_headers(&app, &command, headers).await;
+    // Steps come back through the worker's resume exchange.
+    let resume = app.topology().resume_exchange;
+    publish_to(&resume, "open-card.now", &command, headers).await;
 
     let parked = app.wait_for_parked(1).await;
     assert_eq!(parked[0].reason, "invalid_progress");
@@ -87,14 +89,45 @@ async fn unreadable_progress_headers_are_parked_not_guessed() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn progress_headers_on_a_new_command_are_ignored() {
+    let mut app = TestApp::start().await;
+    let command = app.command("forged");
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "card-issuer-stage".into(),
+        AMQPValue::LongString("status_check".into()),
+    );
+    headers.insert("card-issuer-deadline".into(), AMQPValue::LongLongInt(0));
+
+    publish_with_headers(&app, &command, headers).await;
+
+    // A new command goes through validation and open-card, as any other.
+    assert_eq!(
+        app.outcome(request_id(&command)).await.routing_key,
+        "card.issued"
+    );
+    assert_eq!(app.partner.stats(request_id(&command)).open_card_calls, 1);
+    app.stop().await;
+}
+
 async fn publish_with_headers(app: &TestApp, command: &serde_json::Value, headers: FieldTable) {
+    let exchange = app.settings.broker.commands_exchange.clone();
+    publish_to(&exchange, "card.open", command, headers).await;
+}
+
+async fn publish_to(
+    exchange: &str,
+    routing_key: &str,
+    command: &serde_json::Value,
+    headers: FieldTable,
+) {
     let connection = connect().await;
     let channel = connection.create_channel().await.unwrap();
-    let exchange = app.settings.broker.commands_exchange.as_str();
     channel
         .basic_publish(
             exchange.into(),
-            "card.open".into(),
+            routing_key.into(),
             BasicPublishOptions::default(),
             command.to_string().as_bytes(),
             BasicProperties::default()
@@ -106,4 +139,43 @@ async fn publish_with_headers(app: &TestApp, command: &serde_json::Value, header
         .await
         .unwrap();
     let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn a_command_that_expires_in_the_queue_is_parked_not_lost() {
+    let mut app = TestApp::start().await;
+    app.stop_worker().await;
+    let command = app.command("expiring");
+    let connection = connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let exchange = app.settings.broker.commands_exchange.clone();
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "card.open".into(),
+            BasicPublishOptions::default(),
+            command.to_string().as_bytes(),
+            BasicProperties::default().with_expiration("50".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let direct = card_issuer::settings::BrokerSettings {
+        urls: vec![card_issuer::secret::Secret::new(
+            crate::support::broker::url(),
+        )],
+        ..app.settings.broker.clone()
+    };
+    let parked = card_issuer::ops::dead_letters::list(&direct, 10)
+        .await
+        .unwrap();
+
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].reason, "broker:expired");
+    app.start_worker().await;
+    app.stop().await;
 }

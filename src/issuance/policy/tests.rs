@@ -92,7 +92,7 @@ fn replies_to_open_card() {
         (Reply::Accepted, Next::Check(two)),
         (refused("1000"), Next::Now(Stage::PendingCheck)),
         (refused("1002"), Next::Check(two)),
-        (refused("1003"), Next::Failed(Rejected, code("1003"), false)),
+        (refused("1003"), Next::Check(two)),
         (refused("1005"), Next::Check(two)),
         (refused("1006"), Next::Failed(Rejected, code("1006"), false)),
         (refused("1007"), Next::Retry(Stage::OpenCard, one)),
@@ -143,7 +143,7 @@ fn replies_to_a_status_check() {
     let rows = [
         (issued(), Next::Issued),
         (refused("1000"), Next::Check(five)),
-        (refused("1002"), Next::Failed(Rejected, code("1002"), false)),
+        (refused("1002"), Next::Check(five)),
         (refused("1003"), Next::Check(five)),
         (refused("1005"), Next::Check(five)),
         (refused("1006"), Next::Failed(Rejected, code("1006"), false)),
@@ -372,5 +372,26 @@ fn every_configured_delay_gets_a_queue_once_and_zero_none() {
     assert_eq!(
         plan.all_delays(),
         [Duration::from_secs(1), Duration::from_secs(2)]
+    );
+}
+
+#[test]
+fn a_pending_check_s_1003_is_not_yet_when_our_open_card_may_have_got_through() {
+    let progress = Progress {
+        maybe_submitted: true,
+        ..at(Stage::PendingCheck)
+    };
+
+    let decision = decide(
+        Stage::PendingCheck,
+        refused("1003"),
+        &progress,
+        &plan(),
+        NOW,
+    );
+
+    assert!(
+        matches!(decision, Decision::CheckLater { .. }),
+        "{decision:?}"
     );
 }
