@@ -17,10 +17,14 @@
 //!   they do by hand (submit, ask the partner, move parked messages back).
 //! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
+//! - `bench` (with the `bench` feature): measurement tooling for the
+//!   `card-issuer-bench` binary, not part of the worker.
 //!
 //! Personal data (PINFL, phone, card number) and secrets live in
 //! [`secret::Secret`]-backed types that never print themselves.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod demo;

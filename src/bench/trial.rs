@@ -1,0 +1,331 @@
+//! One measurement: a throughput trial, a latency trial, the worker at idle,
+//! or the simulator's round trip.
+
+use std::time::{Duration, Instant};
+
+use super::BenchError;
+use super::names::TrialNames;
+use super::process::{self, Child, Launcher, Simulator};
+use super::traffic::{Arrival, Events, Traffic};
+
+/// How long a trial waits for the next event before it gives up.
+const EVENT_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a throughput trial reads the subject's resident memory.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+/// What is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The null worker (no HTTP, no decisions).
+    NullWorker,
+    /// `card-issuer run`.
+    Worker,
+}
+
+impl Kind {
+    /// A label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NullWorker => "null worker",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+/// A subject and the partner latency it runs with: the worker's simulator's
+/// latency, or the null worker's sleep in place of each call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// Which program.
+    pub kind: Kind,
+    /// Concurrency: prefetch of each consumer and partner calls in flight.
+    pub concurrency: u16,
+    /// The partner's latency.
+    pub partner_latency: Duration,
+}
+
+/// The simulators and the broker whose CPU a trial reads.
+pub struct Bed<'a> {
+    /// Starts the subjects.
+    pub launcher: &'a Launcher,
+    /// The benchmark's broker connection.
+    pub traffic: &'a Traffic,
+    /// The simulator with no latency.
+    pub fast: &'a Simulator,
+    /// The simulator with the slow-partner latency.
+    pub slow: &'a Simulator,
+    /// The broker's process, when found.
+    pub broker_pid: Option<u32>,
+    /// Identifies this run in broker names.
+    pub run_id: &'a str,
+}
+
+/// CPU seconds per card, by process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuPerCard {
+    /// The worker or the null worker.
+    pub subject: f64,
+    /// The simulator (NaN for the null worker, which calls none).
+    pub simulator: f64,
+    /// The broker (NaN when its process was not found).
+    pub broker: f64,
+}
+
+/// What a throughput trial measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    /// Cards a second over the window.
+    pub cards_per_second: f64,
+    /// CPU seconds per card over the window.
+    pub cpu_per_card: CpuPerCard,
+    /// Cores the simulator kept busy over the window.
+    pub simulator_cores: f64,
+    /// Cores the subject kept busy over the window.
+    pub subject_cores: f64,
+    /// The subject's largest resident set seen, in bytes.
+    pub peak_rss: u64,
+    /// Events that were `card.failed` (none expected).
+    pub failed: usize,
+}
+
+impl Bed<'_> {
+    fn simulator(&self, subject: &Subject) -> &Simulator {
+        if subject.partner_latency.is_zero() {
+            self.fast
+        } else {
+            self.slow
+        }
+    }
+
+    async fn start(
+        &self,
+        names: &TrialNames,
+        subject: &Subject,
+        wait_ready: bool,
+    ) -> Result<Child, BenchError> {
+        match subject.kind {
+            Kind::NullWorker => {
+                let latency = subject.partner_latency;
+                let launcher = self.launcher;
+                launcher
+                    .null_worker(names, subject.concurrency, latency)
+                    .await
+            }
+            Kind::Worker => {
+                let partner = &self.simulator(subject).base_url;
+                reset(partner).await?;
+                let launcher = self.launcher;
+                launcher
+                    .worker(names, partner, subject.concurrency, wait_ready)
+                    .await
+            }
+        }
+    }
+
+    /// Publishes a backlog of `cards` commands, starts the subject, and
+    /// measures from the tenth event to the last.
+    pub async fn throughput(
+        &self,
+        trial: usize,
+        subject: &Subject,
+        cards: usize,
+    ) -> Result<Throughput, BenchError> {
+        let names = TrialNames::new(self.run_id, trial);
+        let topology = names.topology(&self.launcher.amqp_url);
+        let mut events = self.traffic.prepare(&topology).await?;
+        let measured = async {
+            let tag = format!("t{trial}");
+            let exchange = names.commands_exchange();
+            self.traffic.publish_backlog(&exchange, &tag, cards).await?;
+            let child = self.start(&names, subject, false).await?;
+            let measured = self.watch(&child, subject, &mut events, cards).await;
+            child.stop().await?;
+            measured
+        }
+        .await;
+        self.traffic.clean_up(&topology, events).await?;
+        measured
+    }
+
+    async fn watch(
+        &self,
+        child: &Child,
+        subject: &Subject,
+        events: &mut Events,
+        cards: usize,
+    ) -> Result<Throughput, BenchError> {
+        let window_start = cards / 10;
+        let pids = self.cpu_pids(child, subject);
+        let mut peak_rss = 0;
+        let mut rss_read = Instant::now() - RSS_EVERY;
+        let mut failed = 0;
+        let mut start = None;
+        for seen in 1..=cards {
+            let arrival = events.next(EVENT_WAIT).await?;
+            failed += usize::from(!arrival.issued);
+            if rss_read.elapsed() >= RSS_EVERY {
+                peak_rss = peak_rss.max(process::rss_bytes(child.pid())?);
+                rss_read = Instant::now();
+            }
+            if seen == window_start.max(1) {
+                start = Some((arrival.at, cpu_of(&pids)?));
+            }
+            if seen == cards {
+                let (started_at, cpu_before) = start.expect("the window starts first");
+                let cpu_after = cpu_of(&pids)?;
+                let seconds = (arrival.at - started_at).as_secs_f64();
+                let counted = (cards - window_start.max(1)) as f64;
+                let used = |i: usize| cpu_after[i] - cpu_before[i];
+                return Ok(Throughput {
+                    cards_per_second: counted / seconds,
+                    cpu_per_card: CpuPerCard {
+                        subject: used(0) / counted,
+                        simulator: used(1) / counted,
+                        broker: used(2) / counted,
+                    },
+                    simulator_cores: used(1) / seconds,
+                    subject_cores: used(0) / seconds,
+                    peak_rss,
+                    failed,
+                });
+            }
+        }
+        Err(BenchError::Failed(
+            "a trial needs at least two cards".into(),
+        ))
+    }
+
+    /// The subject, its simulator (none for the null worker) and the broker.
+    fn cpu_pids(&self, child: &Child, subject: &Subject) -> [Option<u32>; 3] {
+        let simulator = match subject.kind {
+            Kind::Worker => Some(self.simulator(subject).child.pid()),
+            Kind::NullWorker => None,
+        };
+        [Some(child.pid()), simulator, self.broker_pid]
+    }
+
+    /// Starts the subject, publishes `cards` commands at `per_second`, and
+    /// returns each card's time from publish to event, in milliseconds,
+    /// leaving out the first tenth (connections warming up).
+    pub async fn latency(
+        &self,
+        trial: usize,
+        subject: &Subject,
+        cards: usize,
+        per_second: f64,
+    ) -> Result<Vec<f64>, BenchError> {
+        let names = TrialNames::new(self.run_id, trial);
+        let topology = names.topology(&self.launcher.amqp_url);
+        let mut events = self.traffic.prepare(&topology).await?;
+        let measured = async {
+            let child = self.start(&names, subject, true).await?;
+            let tag = format!("t{trial}");
+            let exchange = names.commands_exchange();
+            let publishing = self
+                .traffic
+                .publish_paced(&exchange, &tag, cards, per_second);
+            let (sent, arrived) = tokio::join!(publishing, collect(&mut events, cards));
+            child.stop().await?;
+            Ok::<_, BenchError>(latencies_ms(&sent?, &arrived?, cards / 10))
+        }
+        .await;
+        self.traffic.clean_up(&topology, events).await?;
+        measured
+    }
+
+    /// The worker's resident memory once ready with nothing to do.
+    pub async fn idle_rss(&self, trial: usize, concurrency: u16) -> Result<u64, BenchError> {
+        let names = TrialNames::new(self.run_id, trial);
+        let topology = names.topology(&self.launcher.amqp_url);
+        let events = self.traffic.prepare(&topology).await?;
+        let subject = Subject {
+            kind: Kind::Worker,
+            concurrency,
+            partner_latency: Duration::ZERO,
+        };
+        let measured = async {
+            let child = self.start(&names, &subject, true).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let rss = process::rss_bytes(child.pid());
+            child.stop().await?;
+            rss
+        }
+        .await;
+        self.traffic.clean_up(&topology, events).await?;
+        measured
+    }
+}
+
+fn cpu_of(pids: &[Option<u32>; 3]) -> Result<[f64; 3], BenchError> {
+    let mut seconds = [f64::NAN; 3];
+    for (slot, pid) in seconds.iter_mut().zip(pids) {
+        if let Some(pid) = pid {
+            *slot = process::cpu_seconds(*pid)?;
+        }
+    }
+    Ok(seconds)
+}
+
+async fn collect(events: &mut Events, cards: usize) -> Result<Vec<Arrival>, BenchError> {
+    let mut arrived = Vec::with_capacity(cards);
+    while arrived.len() < cards {
+        arrived.push(events.next(EVENT_WAIT).await?);
+    }
+    Ok(arrived)
+}
+
+fn latencies_ms(sent: &[Instant], arrived: &[Arrival], skip: usize) -> Vec<f64> {
+    arrived
+        .iter()
+        .filter(|arrival| arrival.card >= skip)
+        .filter_map(|arrival| {
+            let sent_at = sent.get(arrival.card)?;
+            Some((arrival.at - *sent_at).as_secs_f64() * 1000.0)
+        })
+        .collect()
+}
+
+/// Makes the simulator forget earlier trials' applications.
+async fn reset(base_url: &str) -> Result<(), BenchError> {
+    let answer = reqwest::Client::new()
+        .post(format!("{base_url}/_reset"))
+        .send()
+        .await;
+    match answer {
+        Ok(response) if response.status().is_success() => Ok(()),
+        _ => Err(BenchError::Failed(format!("{base_url}/_reset failed"))),
+    }
+}
+
+/// Times `calls` status checks, one after another on one kept-alive
+/// connection, against the simulator; milliseconds each, the first ten (the
+/// connection opening) left out.
+pub async fn round_trips(simulator: &Simulator, calls: usize) -> Result<Vec<f64>, BenchError> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|error| BenchError::Failed(format!("cannot build an HTTP client: {error}")))?;
+    let url = format!("{}/card/status/bench-probe", simulator.base_url);
+    let mut took = Vec::with_capacity(calls);
+    for call in 0..calls + 10 {
+        let started = Instant::now();
+        let response = http
+            .get(&url)
+            .basic_auth("login", Some("p@ssw0rd"))
+            .send()
+            .await;
+        let body = match response {
+            Ok(response) => response.bytes().await.ok(),
+            Err(_) => None,
+        };
+        if body.is_none() {
+            return Err(BenchError::Failed("the simulator did not answer".into()));
+        }
+        if call >= 10 {
+            took.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(took)
+}
