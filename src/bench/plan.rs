@@ -132,8 +132,8 @@ async fn measure(bed: &Bed<'_>, args: &RunArgs, results: &mut Results) -> Result
                 partner_latency: Duration::ZERO,
             };
             trial += 1;
-            let samples_ms = bed.latency(trial, &subject, cards, per_second).await?;
-            let spread = Spread::of(samples_ms.iter().copied());
+            let measured = bed.latency(trial, &subject, cards, per_second).await?;
+            let spread = Spread::of(measured.samples_ms.iter().copied());
             progress(&format!(
                 "  {:<11}: median {:.2} ms",
                 kind.label(),
@@ -142,7 +142,8 @@ async fn measure(bed: &Bed<'_>, args: &RunArgs, results: &mut Results) -> Result
             results.latency.push(LatencyRecord {
                 round,
                 kind,
-                samples_ms,
+                samples_ms: measured.samples_ms,
+                partner_ms_per_card: measured.partner_ms_per_card,
             });
         }
     }

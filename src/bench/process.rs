@@ -26,6 +26,8 @@ pub struct Child {
     name: String,
     process: tokio::process::Child,
     pid: u32,
+    /// Where a worker serves `/metrics`.
+    metrics_port: Option<u16>,
     /// Kept open so a child that prints again never meets a closed pipe.
     _stdout: Option<Lines<BufReader<ChildStdout>>>,
 }
@@ -34,6 +36,22 @@ impl Child {
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Seconds a worker spent in partner calls so far, and the calls, as
+    /// its own `card_issuer_partner_call_duration_seconds` histogram says.
+    pub async fn partner_call_seconds(&self) -> Option<(f64, f64)> {
+        let port = self.metrics_port?;
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        let total = |suffix: &str| -> f64 {
+            let name = format!("card_issuer_partner_call_duration_seconds_{suffix}{{");
+            text.lines()
+                .filter(|line| line.starts_with(&name) && !line.contains("products"))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Some((total("sum"), total("count")))
     }
 
     /// Asks it to stop (SIGTERM) and waits; kills it if it will not.
@@ -142,7 +160,10 @@ impl Launcher {
         command.env("CARD_ISSUER_PARTNER_USERNAME", PARTNER_USERNAME);
         command.env("CARD_ISSUER_PARTNER_PASSWORD", PARTNER_PASSWORD);
         let (child, stdout) = self.spawn(&name, command)?;
-        let child = with_stdout(child, stdout);
+        let child = Child {
+            metrics_port: Some(metrics_port),
+            ..with_stdout(child, stdout)
+        };
         if wait_ready {
             ready(metrics_port, &name).await?;
         }
@@ -198,6 +219,7 @@ impl Launcher {
             name: name.to_owned(),
             process,
             pid,
+            metrics_port: None,
             _stdout: None,
         };
         Ok((child, BufReader::new(stdout).lines()))
@@ -287,6 +309,29 @@ pub fn rss_bytes(pid: u32) -> Result<u64, BenchError> {
         })
         .map(|kib| kib * 1024)
         .ok_or_else(|| BenchError::Failed(format!("{path} has no VmRSS")))
+}
+
+/// CPU time of the whole machine so far, in clock ticks: (busy, all).
+pub fn machine_ticks() -> Result<(u64, u64), BenchError> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(BenchError::io("read /proc/stat"))?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ticks.len() < 5 {
+        return Err(BenchError::Failed("/proc/stat does not parse".into()));
+    }
+    // user nice system idle iowait irq softirq steal ...; guest time is
+    // already counted in user.
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks[3] + ticks[4];
+    Ok((all - idle, all))
 }
 
 /// Clock ticks a second, as `/proc/<pid>/stat` counts CPU time.

@@ -31,6 +31,8 @@ pub struct LatencyRecord {
     pub kind: Kind,
     /// Each card's time from publish to event, in milliseconds.
     pub samples_ms: Vec<f64>,
+    /// The worker's time in its two partner calls per card.
+    pub partner_ms_per_card: Option<f64>,
 }
 
 /// The machine the run measured on.
@@ -283,6 +285,7 @@ pub fn render(results: &Results) -> String {
     let mut text = String::new();
     summary(&mut text, results);
     sweep(&mut text, results);
+    budget(&mut text, results);
     slow_partner(&mut text, results);
     latency(&mut text, results);
     cpu_and_memory(&mut text, results);
@@ -333,6 +336,69 @@ fn sweep(text: &mut String, results: &Results) {
             ratio.min,
             ratio.max
         );
+    }
+    let _ = writeln!(text);
+}
+
+/// Every process's CPU per card, and what the machine as a whole spent:
+/// when the machine is busy throughout, cards a second can be no more than
+/// its CPUs over the machine's CPU per card.
+fn budget(text: &mut String, results: &Results) {
+    let cpus = results.machine.cpus as f64;
+    let _ = writeln!(
+        text,
+        "## Where the CPU goes, no partner latency\n\n\
+         Milliseconds of CPU per card, medians of the rounds: the subject, the \
+         simulator, the broker and this benchmark (reading events) from \
+         `/proc/<pid>/stat`; the machine from `/proc/stat` (everything that was \
+         not idle over the window, other users included). With the machine \
+         busy throughout, {cpus:.0} CPUs over the machine's CPU per card is the \
+         most cards a second it can give.\n"
+    );
+    let _ = writeln!(
+        text,
+        "| concurrency | subject | cards/s | subject | simulator | broker | benchmark \
+         | all four | machine | machine busy | {cpus:.0} CPUs / machine |"
+    );
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for &level in &results.args.concurrency {
+        for kind in [Kind::NullWorker, Kind::Worker] {
+            let trials = results.trials(kind, level, Duration::ZERO);
+            let ms = |pick: &dyn Fn(&Throughput) -> f64| {
+                Spread::of(trials.iter().map(|trial| pick(trial) * 1000.0)).median
+            };
+            let cpu = |trial: &Throughput| trial.cpu_per_card;
+            let all = |trial: &Throughput| {
+                let cpu = cpu(trial);
+                [cpu.subject, cpu.simulator, cpu.broker, cpu.bench]
+                    .iter()
+                    .filter(|v| !v.is_nan())
+                    .sum::<f64>()
+            };
+            let machine = |trial: &Throughput| trial.machine_busy * cpus / trial.cards_per_second;
+            let show = |value: f64| {
+                if value.is_nan() {
+                    "–".to_owned()
+                } else {
+                    format!("{value:.3}")
+                }
+            };
+            let rate = Spread::of(trials.iter().map(|trial| trial.cards_per_second)).median;
+            let busy = Spread::of(trials.iter().map(|trial| trial.machine_busy * 100.0)).median;
+            let machine_ms = ms(&machine);
+            let _ = writeln!(
+                text,
+                "| {level} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {busy:.0} % | {:.0} |",
+                kind.label(),
+                show(ms(&|trial| cpu(trial).subject)),
+                show(ms(&|trial| cpu(trial).simulator)),
+                show(ms(&|trial| cpu(trial).broker)),
+                show(ms(&|trial| cpu(trial).bench)),
+                show(ms(&all)),
+                show(machine_ms),
+                cpus * 1000.0 / machine_ms,
+            );
+        }
     }
     let _ = writeln!(text);
 }
@@ -411,9 +477,20 @@ fn latency(text: &mut String, results: &Results) {
         );
     }
     let (p50, p99) = added_latency(results);
+    let partner = Spread::of(
+        results
+            .latency
+            .iter()
+            .filter_map(|record| record.partner_ms_per_card),
+    );
     let _ = writeln!(
         text,
-        "\nAdded by the worker: {p50:.2} ms at p50, {p99:.2} ms at p99.\n"
+        "\nAdded by the worker: {p50:.2} ms at p50, {p99:.2} ms at p99. Its two \
+         partner calls took {:.2} ms a card on average (its own \
+         `card_issuer_partner_call_duration_seconds`), against {:.3} ms for one \
+         call to the idle simulator.\n",
+        partner.median,
+        percentile(&sorted(results.round_trips.iter().copied()), 0.5)
     );
 }
 
@@ -422,14 +499,17 @@ fn cpu_and_memory(text: &mut String, results: &Results) {
     let _ = writeln!(
         text,
         "## CPU per card and memory\n\n\
-         CPU seconds (user + system, `/proc/<pid>/stat`) over each throughput \
-         window, per card, median of the rounds.\n"
+         CPU milliseconds (user + system, `/proc/<pid>/stat`) over each \
+         throughput window, per card, median of the rounds; \"machine busy\" is \
+         the share of all CPUs' time that was not idle (`/proc/stat`), whoever \
+         used it.\n"
     );
     let _ = writeln!(
         text,
-        "| subject | concurrency | latency | subject ms | simulator ms | broker ms |"
+        "| subject | concurrency | latency | subject ms | simulator ms | broker ms \
+         | benchmark ms | machine busy |"
     );
-    let _ = writeln!(text, "|---|---|---|---|---|---|");
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|");
     let rows = [
         (Kind::NullWorker, args.headline_concurrency, Duration::ZERO),
         (Kind::Worker, args.headline_concurrency, Duration::ZERO),
@@ -446,14 +526,17 @@ fn cpu_and_memory(text: &mut String, results: &Results) {
                 format!("{:.3}", spread.median)
             }
         };
+        let busy = Spread::of(trials.iter().map(|trial| trial.machine_busy * 100.0));
         let _ = writeln!(
             text,
-            "| {} | {level} | {} ms | {} | {} | {} |",
+            "| {} | {level} | {} ms | {} | {} | {} | {} | {:.0} % |",
             kind.label(),
             latency.as_millis(),
             median(|trial| trial.cpu_per_card.subject),
             median(|trial| trial.cpu_per_card.simulator),
             median(|trial| trial.cpu_per_card.broker),
+            median(|trial| trial.cpu_per_card.bench),
+            busy.median,
         );
     }
     let idle = Spread::of(results.idle_rss.iter().map(|&rss| rss as f64 / MIB));

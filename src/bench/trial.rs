@@ -70,6 +70,18 @@ pub struct CpuPerCard {
     pub simulator: f64,
     /// The broker (NaN when its process was not found).
     pub broker: f64,
+    /// The benchmark itself (reading events).
+    pub bench: f64,
+}
+
+/// What a latency trial measured.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    /// Each card's time from publish to event, in milliseconds.
+    pub samples_ms: Vec<f64>,
+    /// The worker's time in partner calls per card, by its own histogram
+    /// (none for the null worker).
+    pub partner_ms_per_card: Option<f64>,
 }
 
 /// What a throughput trial measured.
@@ -83,6 +95,9 @@ pub struct Throughput {
     pub simulator_cores: f64,
     /// Cores the subject kept busy over the window.
     pub subject_cores: f64,
+    /// The share of the machine's CPU time that was busy over the window,
+    /// whoever used it (0 to 1).
+    pub machine_busy: f64,
     /// The subject's largest resident set seen, in bytes.
     pub peak_rss: u64,
     /// Events that were `card.failed` (none expected).
@@ -169,11 +184,15 @@ impl Bed<'_> {
                 rss_read = Instant::now();
             }
             if seen == window_start.max(1) {
-                start = Some((arrival.at, cpu_of(&pids)?));
+                start = Some((arrival.at, cpu_of(&pids)?, process::machine_ticks()?));
             }
             if seen == cards {
-                let (started_at, cpu_before) = start.expect("the window starts first");
+                let (started_at, cpu_before, machine_before) =
+                    start.expect("the window starts first");
                 let cpu_after = cpu_of(&pids)?;
+                let machine_after = process::machine_ticks()?;
+                let busy = (machine_after.0 - machine_before.0) as f64;
+                let all = (machine_after.1 - machine_before.1) as f64;
                 let seconds = (arrival.at - started_at).as_secs_f64();
                 let counted = (cards - window_start.max(1)) as f64;
                 let used = |i: usize| cpu_after[i] - cpu_before[i];
@@ -183,7 +202,9 @@ impl Bed<'_> {
                         subject: used(0) / counted,
                         simulator: used(1) / counted,
                         broker: used(2) / counted,
+                        bench: used(3) / counted,
                     },
+                    machine_busy: busy / all,
                     simulator_cores: used(1) / seconds,
                     subject_cores: used(0) / seconds,
                     peak_rss,
@@ -196,25 +217,28 @@ impl Bed<'_> {
         ))
     }
 
-    /// The subject, its simulator (none for the null worker) and the broker.
-    fn cpu_pids(&self, child: &Child, subject: &Subject) -> [Option<u32>; 3] {
+    /// The subject, its simulator (none for the null worker), the broker and
+    /// the benchmark itself.
+    fn cpu_pids(&self, child: &Child, subject: &Subject) -> [Option<u32>; 4] {
         let simulator = match subject.kind {
             Kind::Worker => Some(self.simulator(subject).child.pid()),
             Kind::NullWorker => None,
         };
-        [Some(child.pid()), simulator, self.broker_pid]
+        let bench = Some(std::process::id());
+        [Some(child.pid()), simulator, self.broker_pid, bench]
     }
 
     /// Starts the subject, publishes `cards` commands at `per_second`, and
     /// returns each card's time from publish to event, in milliseconds,
-    /// leaving out the first tenth (connections warming up).
+    /// leaving out the first tenth (connections warming up), with the
+    /// worker's own count of its time in partner calls.
     pub async fn latency(
         &self,
         trial: usize,
         subject: &Subject,
         cards: usize,
         per_second: f64,
-    ) -> Result<Vec<f64>, BenchError> {
+    ) -> Result<Latency, BenchError> {
         let names = TrialNames::new(self.run_id, trial);
         let topology = names.topology(&self.launcher.amqp_url);
         let mut events = self.traffic.prepare(&topology).await?;
@@ -226,8 +250,13 @@ impl Bed<'_> {
                 .traffic
                 .publish_paced(&exchange, &tag, cards, per_second);
             let (sent, arrived) = tokio::join!(publishing, collect(&mut events, cards));
+            let partner_calls = child.partner_call_seconds().await;
             child.stop().await?;
-            Ok::<_, BenchError>(latencies_ms(&sent?, &arrived?, cards / 10))
+            Ok::<_, BenchError>(Latency {
+                samples_ms: latencies_ms(&sent?, &arrived?, cards / 10),
+                partner_ms_per_card: partner_calls
+                    .map(|(seconds, _)| seconds * 1000.0 / cards as f64),
+            })
         }
         .await;
         self.traffic.clean_up(&topology, events).await?;
@@ -257,8 +286,8 @@ impl Bed<'_> {
     }
 }
 
-fn cpu_of(pids: &[Option<u32>; 3]) -> Result<[f64; 3], BenchError> {
-    let mut seconds = [f64::NAN; 3];
+fn cpu_of(pids: &[Option<u32>; 4]) -> Result<[f64; 4], BenchError> {
+    let mut seconds = [f64::NAN; 4];
     for (slot, pid) in seconds.iter_mut().zip(pids) {
         if let Some(pid) = pid {
             *slot = process::cpu_seconds(*pid)?;
