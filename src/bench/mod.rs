@@ -77,7 +77,7 @@ pub struct RunArgs {
     pub worker_bin: Option<PathBuf>,
 
     /// Cards per throughput trial.
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = 10000)]
     pub cards: usize,
 
     /// Rounds; each subject is measured once per round.
@@ -110,6 +110,11 @@ pub struct RunArgs {
     /// worker's measured maximum.
     #[arg(long)]
     pub latency_per_second: Option<f64>,
+
+    /// Commands a second in the light-load latency trials, which show what
+    /// the worker adds when the machine has CPU to spare.
+    #[arg(long, default_value_t = 100.0)]
+    pub light_per_second: f64,
 
     /// The broker's process id, when finding it by its listening socket
     /// fails (another user's broker, say).

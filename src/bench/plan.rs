@@ -121,33 +121,48 @@ async fn measure(bed: &Bed<'_>, args: &RunArgs, results: &mut Results) -> Result
 
     let headline = results.worker_at_zero_latency(args.headline_concurrency);
     let per_second = args.latency_per_second.unwrap_or(headline.median / 2.0);
-    let cards = (per_second * args.latency_duration.as_secs_f64()).ceil() as usize;
     results.latency_per_second = per_second;
-    progress(&format!("latency at half load: {per_second:.0} commands/s"));
-    for round in 0..args.rounds {
-        for kind in kinds_in(round) {
-            let subject = Subject {
-                kind,
-                concurrency: args.headline_concurrency,
-                partner_latency: Duration::ZERO,
-            };
-            trial += 1;
-            let measured = bed.latency(trial, &subject, cards, per_second).await?;
-            let spread = Spread::of(measured.samples_ms.iter().copied());
-            progress(&format!(
-                "  {:<11}: median {:.2} ms",
-                kind.label(),
-                spread.median
-            ));
-            results.latency.push(LatencyRecord {
-                round,
-                kind,
-                samples_ms: measured.samples_ms,
-                partner_ms_per_card: measured.partner_ms_per_card,
-            });
+    for per_second in [per_second, args.light_per_second] {
+        progress(&format!("latency at {per_second:.0} commands/s"));
+        let cards = (per_second * args.latency_duration.as_secs_f64()).ceil() as usize;
+        for round in 0..args.rounds {
+            for kind in kinds_in(round) {
+                trial += 1;
+                let record = latency_trial(bed, args, trial, kind, cards, per_second).await?;
+                results.latency.push(LatencyRecord { round, ..record });
+            }
         }
     }
     Ok(())
+}
+
+async fn latency_trial(
+    bed: &Bed<'_>,
+    args: &RunArgs,
+    trial: usize,
+    kind: Kind,
+    cards: usize,
+    per_second: f64,
+) -> Result<LatencyRecord, BenchError> {
+    let subject = Subject {
+        kind,
+        concurrency: args.headline_concurrency,
+        partner_latency: Duration::ZERO,
+    };
+    let measured = bed.latency(trial, &subject, cards, per_second).await?;
+    let spread = Spread::of(measured.samples_ms.iter().copied());
+    progress(&format!(
+        "  {:<11}: median {:.2} ms",
+        kind.label(),
+        spread.median
+    ));
+    Ok(LatencyRecord {
+        round: 0,
+        kind,
+        per_second,
+        samples_ms: measured.samples_ms,
+        partner_ms_per_card: measured.partner_ms_per_card,
+    })
 }
 
 /// The null worker first in even rounds, the worker first in odd ones.

@@ -311,6 +311,19 @@ pub fn rss_bytes(pid: u32) -> Result<u64, BenchError> {
         .ok_or_else(|| BenchError::Failed(format!("{path} has no VmRSS")))
 }
 
+/// Seconds of CPU every process on the machine has used so far, by process
+/// id, with its name; processes that end meanwhile are left out.
+pub fn all_cpu_seconds() -> std::collections::HashMap<u32, (String, f64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, (process_name(pid), cpu_seconds(pid).ok()?))))
+        .collect()
+}
+
 /// CPU time of the whole machine so far, in clock ticks: (busy, all).
 pub fn machine_ticks() -> Result<(u64, u64), BenchError> {
     let stat = std::fs::read_to_string("/proc/stat").map_err(BenchError::io("read /proc/stat"))?;

@@ -29,6 +29,8 @@ pub struct LatencyRecord {
     pub round: usize,
     /// What ran.
     pub kind: Kind,
+    /// The commands a second it was offered.
+    pub per_second: f64,
     /// Each card's time from publish to event, in milliseconds.
     pub samples_ms: Vec<f64>,
     /// The worker's time in its two partner calls per card.
@@ -104,7 +106,7 @@ pub struct Results {
     pub idle_rss: Vec<u64>,
     /// The simulator's kept-alive round trips, in milliseconds.
     pub round_trips: Vec<f64>,
-    /// The commands a second the latency trials were offered.
+    /// The commands a second the half-load latency trials were offered.
     pub latency_per_second: f64,
     /// Latency trials, in the order they ran.
     pub latency: Vec<LatencyRecord>,
@@ -166,10 +168,15 @@ impl Results {
         Spread::of(pairs.map(|(worker, null)| worker.cards_per_second / null.cards_per_second))
     }
 
-    fn latency_samples(&self, kind: Kind) -> Vec<f64> {
+    fn latency_records(&self, per_second: f64) -> impl Iterator<Item = &LatencyRecord> {
+        self.latency
+            .iter()
+            .filter(move |record| record.per_second == per_second)
+    }
+
+    fn latency_samples(&self, kind: Kind, per_second: f64) -> Vec<f64> {
         sorted(
-            self.latency
-                .iter()
+            self.latency_records(per_second)
                 .filter(|record| record.kind == kind)
                 .flat_map(|record| record.samples_ms.iter().copied()),
         )
@@ -191,7 +198,7 @@ fn targets(results: &Results) -> Vec<Target> {
     let ratio = results.ratio(headline, zero);
     let ideal = ideal(args);
     let slow = results.cards_per_second(Kind::Worker, args.slow_concurrency, args.slow_latency);
-    let (added_p50, added_p99) = added_latency(results);
+    let (added_p50, added_p99) = added_latency(results, results.latency_per_second);
     let cpu = Spread::of(
         results
             .trials(Kind::Worker, headline, zero)
@@ -255,9 +262,9 @@ fn ideal(args: &RunArgs) -> f64 {
 }
 
 /// The worker's p50 and p99 less the null worker's, at the same rate.
-fn added_latency(results: &Results) -> (f64, f64) {
-    let worker = results.latency_samples(Kind::Worker);
-    let null = results.latency_samples(Kind::NullWorker);
+fn added_latency(results: &Results, per_second: f64) -> (f64, f64) {
+    let worker = results.latency_samples(Kind::Worker, per_second);
+    let null = results.latency_samples(Kind::NullWorker, per_second);
     let at = |share| percentile(&worker, share) - percentile(&null, share);
     (at(0.5), at(0.99))
 }
@@ -306,7 +313,13 @@ fn summary(text: &mut String, results: &Results) {
             target.what, target.measured, target.target
         );
     }
-    let _ = writeln!(text);
+    let light = results.args.light_per_second;
+    let (p50, p99) = added_latency(results, light);
+    let _ = writeln!(
+        text,
+        "\nAt a light load ({light:.0} commands a second) the worker adds \
+         {p50:.2} ms at p50 and {p99:.2} ms at p99.\n"
+    );
 }
 
 fn sweep(text: &mut String, results: &Results) {
@@ -358,9 +371,9 @@ fn budget(text: &mut String, results: &Results) {
     let _ = writeln!(
         text,
         "| concurrency | subject | cards/s | subject | simulator | broker | benchmark \
-         | all four | machine | machine busy | {cpus:.0} CPUs / machine |"
+         | all four | other processes | machine | machine busy | {cpus:.0} CPUs / machine |"
     );
-    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &level in &results.args.concurrency {
         for kind in [Kind::NullWorker, Kind::Worker] {
             let trials = results.trials(kind, level, Duration::ZERO);
@@ -388,19 +401,43 @@ fn budget(text: &mut String, results: &Results) {
             let machine_ms = ms(&machine);
             let _ = writeln!(
                 text,
-                "| {level} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {busy:.0} % | {:.0} |",
+                "| {level} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {} | {busy:.0} % | {:.0} |",
                 kind.label(),
                 show(ms(&|trial| cpu(trial).subject)),
                 show(ms(&|trial| cpu(trial).simulator)),
                 show(ms(&|trial| cpu(trial).broker)),
                 show(ms(&|trial| cpu(trial).bench)),
                 show(ms(&all)),
+                show(ms(&|trial| trial.others_per_card)),
                 show(machine_ms),
                 cpus * 1000.0 / machine_ms,
             );
         }
     }
-    let _ = writeln!(text);
+    let _ = writeln!(text, "\n{}\n", busiest_others(results));
+}
+
+/// The other processes that kept the most CPU busy in any throughput window.
+fn busiest_others(results: &Results) -> String {
+    let mut most: Vec<(String, f64)> = Vec::new();
+    for record in &results.throughput {
+        for (name, cores) in &record.measured.busiest_others {
+            match most.iter_mut().find(|(known, _)| known == name) {
+                Some((_, highest)) => *highest = highest.max(*cores),
+                None => most.push((name.clone(), *cores)),
+            }
+        }
+    }
+    most.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let named: Vec<String> = most
+        .iter()
+        .take(5)
+        .map(|(name, cores)| format!("`{name}` {cores:.2}"))
+        .collect();
+    format!(
+        "Other processes that kept the most CPU busy in a window (cores, at most): {}.",
+        named.join(", ")
+    )
 }
 
 fn rate(spread: &Spread) -> String {
@@ -445,15 +482,27 @@ fn slow_partner(text: &mut String, results: &Results) {
 fn latency(text: &mut String, results: &Results) {
     let _ = writeln!(
         text,
-        "## End-to-end latency at half load\n\n\
-         Commands published at {:.0} a second (unless the run said otherwise, \
-         half the worker's median maximum at concurrency {}), from publish to event, first tenth of \
-         each trial left out.\n",
-        results.latency_per_second, results.args.headline_concurrency
+        "## End-to-end latency\n\n\
+         From publish to event, at concurrency {}, the first tenth of each \
+         trial left out: at half load ({:.0} commands a second, half the \
+         worker's median maximum unless the run said otherwise), then at a \
+         light load ({:.0} a second) that leaves the machine CPU to spare.\n",
+        results.args.headline_concurrency,
+        results.latency_per_second,
+        results.args.light_per_second
     );
+    let mut rates: Vec<f64> = results.latency.iter().map(|r| r.per_second).collect();
+    rates.dedup();
+    for per_second in rates {
+        latency_at(text, results, per_second);
+    }
+}
+
+fn latency_at(text: &mut String, results: &Results, per_second: f64) {
+    let _ = writeln!(text, "### {per_second:.0} commands a second\n");
     let _ = writeln!(text, "| subject | round | cards | p50 ms | p99 ms |");
     let _ = writeln!(text, "|---|---|---|---|---|");
-    for record in &results.latency {
+    for record in results.latency_records(per_second) {
         let samples = sorted(record.samples_ms.iter().copied());
         let _ = writeln!(
             text,
@@ -466,7 +515,7 @@ fn latency(text: &mut String, results: &Results) {
         );
     }
     for kind in [Kind::NullWorker, Kind::Worker] {
-        let samples = results.latency_samples(kind);
+        let samples = results.latency_samples(kind, per_second);
         let _ = writeln!(
             text,
             "| {} | all | {} | {:.2} | {:.2} |",
@@ -476,11 +525,10 @@ fn latency(text: &mut String, results: &Results) {
             percentile(&samples, 0.99)
         );
     }
-    let (p50, p99) = added_latency(results);
+    let (p50, p99) = added_latency(results, per_second);
     let partner = Spread::of(
         results
-            .latency
-            .iter()
+            .latency_records(per_second)
             .filter_map(|record| record.partner_ms_per_card),
     );
     let _ = writeln!(

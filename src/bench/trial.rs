@@ -85,7 +85,7 @@ pub struct Latency {
 }
 
 /// What a throughput trial measured.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Throughput {
     /// Cards a second over the window.
     pub cards_per_second: f64,
@@ -98,6 +98,11 @@ pub struct Throughput {
     /// The share of the machine's CPU time that was busy over the window,
     /// whoever used it (0 to 1).
     pub machine_busy: f64,
+    /// CPU of every other process over the window, per card.
+    pub others_per_card: f64,
+    /// The three other processes (by name) that used most CPU over the
+    /// window, with the cores each kept busy.
+    pub busiest_others: Vec<(String, f64)>,
     /// The subject's largest resident set seen, in bytes.
     pub peak_rss: u64,
     /// Events that were `card.failed` (none expected).
@@ -184,12 +189,19 @@ impl Bed<'_> {
                 rss_read = Instant::now();
             }
             if seen == window_start.max(1) {
-                start = Some((arrival.at, cpu_of(&pids)?, process::machine_ticks()?));
+                let everyone = process::all_cpu_seconds();
+                start = Some((
+                    arrival.at,
+                    cpu_of(&pids)?,
+                    process::machine_ticks()?,
+                    everyone,
+                ));
             }
             if seen == cards {
-                let (started_at, cpu_before, machine_before) =
+                let (started_at, cpu_before, machine_before, everyone_before) =
                     start.expect("the window starts first");
                 let cpu_after = cpu_of(&pids)?;
+                let others = others_used(&everyone_before, &pids);
                 let machine_after = process::machine_ticks()?;
                 let busy = (machine_after.0 - machine_before.0) as f64;
                 let all = (machine_after.1 - machine_before.1) as f64;
@@ -205,6 +217,12 @@ impl Bed<'_> {
                         bench: used(3) / counted,
                     },
                     machine_busy: busy / all,
+                    others_per_card: others.iter().map(|(_, used)| used).sum::<f64>() / counted,
+                    busiest_others: others
+                        .iter()
+                        .take(3)
+                        .map(|(name, used)| (name.clone(), used / seconds))
+                        .collect(),
                     simulator_cores: used(1) / seconds,
                     subject_cores: used(0) / seconds,
                     peak_rss,
@@ -284,6 +302,24 @@ impl Bed<'_> {
         self.traffic.clean_up(&topology, events).await?;
         measured
     }
+}
+
+/// CPU used since `before` by every process but `ours`, by name, most first.
+fn others_used(
+    before: &std::collections::HashMap<u32, (String, f64)>,
+    ours: &[Option<u32>; 4],
+) -> Vec<(String, f64)> {
+    let mut by_name: std::collections::HashMap<String, f64> = Default::default();
+    for (pid, (name, now)) in process::all_cpu_seconds() {
+        if ours.contains(&Some(pid)) {
+            continue;
+        }
+        let earlier = before.get(&pid).map_or(0.0, |(_, seconds)| *seconds);
+        *by_name.entry(name).or_default() += now - earlier;
+    }
+    let mut used: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used
 }
 
 fn cpu_of(pids: &[Option<u32>; 4]) -> Result<[f64; 4], BenchError> {
