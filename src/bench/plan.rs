@@ -104,12 +104,13 @@ async fn measure(bed: &Bed<'_>, args: &RunArgs, results: &mut Results) -> Result
             trial += 1;
             let measured = bed.throughput(trial, &subject, args.cards).await?;
             progress(&format!(
-                "  {:<11} C={:<3} L={:>3}ms: {:>6.0} cards/s, {:.3} ms CPU/card",
+                "  {:<11} C={:<3} L={:>3}ms: {:>6.0} cards/s, {:.3} ms CPU/card, {:.1} MiB",
                 subject.kind.label(),
                 subject.concurrency,
                 subject.partner_latency.as_millis(),
                 measured.cards_per_second,
                 measured.cpu_per_card.subject * 1000.0,
+                measured.peak_rss as f64 / 1024.0 / 1024.0,
             ));
             results.throughput.push(ThroughputRecord {
                 round,
