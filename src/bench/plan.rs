@@ -153,9 +153,10 @@ async fn latency_trial(
     let measured = bed.latency(trial, &subject, cards, per_second).await?;
     let spread = Spread::of(measured.samples_ms.iter().copied());
     progress(&format!(
-        "  {:<11}: median {:.2} ms",
+        "  {:<11}: median {:.2} ms, machine {:.0} % busy",
         kind.label(),
-        spread.median
+        spread.median,
+        measured.machine_busy * 100.0
     ));
     Ok(LatencyRecord {
         round: 0,
@@ -163,6 +164,8 @@ async fn latency_trial(
         per_second,
         samples_ms: measured.samples_ms,
         partner_ms_per_card: measured.partner_ms_per_card,
+        machine_busy: measured.machine_busy,
+        subject_ms_per_card: measured.subject_ms_per_card,
     })
 }
 

@@ -35,6 +35,10 @@ pub struct LatencyRecord {
     pub samples_ms: Vec<f64>,
     /// The worker's time in its two partner calls per card.
     pub partner_ms_per_card: Option<f64>,
+    /// The machine's busy share over the trial (0 to 1).
+    pub machine_busy: f64,
+    /// The subject's CPU per card over the trial, in milliseconds.
+    pub subject_ms_per_card: f64,
 }
 
 /// The machine the run measured on.
@@ -500,25 +504,30 @@ fn latency(text: &mut String, results: &Results) {
 
 fn latency_at(text: &mut String, results: &Results, per_second: f64) {
     let _ = writeln!(text, "### {per_second:.0} commands a second\n");
-    let _ = writeln!(text, "| subject | round | cards | p50 ms | p99 ms |");
-    let _ = writeln!(text, "|---|---|---|---|---|");
+    let _ = writeln!(
+        text,
+        "| subject | round | cards | p50 ms | p99 ms | machine busy | subject CPU ms/card |"
+    );
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|");
     for record in results.latency_records(per_second) {
         let samples = sorted(record.samples_ms.iter().copied());
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.0} % | {:.3} |",
             record.kind.label(),
             record.round + 1,
             samples.len(),
             percentile(&samples, 0.5),
-            percentile(&samples, 0.99)
+            percentile(&samples, 0.99),
+            record.machine_busy * 100.0,
+            record.subject_ms_per_card
         );
     }
     for kind in [Kind::NullWorker, Kind::Worker] {
         let samples = results.latency_samples(kind, per_second);
         let _ = writeln!(
             text,
-            "| {} | all | {} | {:.2} | {:.2} |",
+            "| {} | all | {} | {:.2} | {:.2} | | |",
             kind.label(),
             samples.len(),
             percentile(&samples, 0.5),

@@ -82,6 +82,11 @@ pub struct Latency {
     /// The worker's time in partner calls per card, by its own histogram
     /// (none for the null worker).
     pub partner_ms_per_card: Option<f64>,
+    /// The share of the machine's CPU time that was busy while the
+    /// commands were published and answered (0 to 1).
+    pub machine_busy: f64,
+    /// The subject's CPU per card over the same time, in milliseconds.
+    pub subject_ms_per_card: f64,
 }
 
 /// What a throughput trial measured.
@@ -267,13 +272,21 @@ impl Bed<'_> {
             let publishing = self
                 .traffic
                 .publish_paced(&exchange, &tag, cards, per_second);
+            let machine_before = process::machine_ticks()?;
+            let subject_before = process::cpu_seconds(child.pid())?;
             let (sent, arrived) = tokio::join!(publishing, collect(&mut events, cards));
+            let machine_after = process::machine_ticks()?;
+            let subject_after = process::cpu_seconds(child.pid())?;
             let partner_calls = child.partner_call_seconds().await;
             child.stop().await?;
+            let busy = (machine_after.0 - machine_before.0) as f64;
+            let all = (machine_after.1 - machine_before.1) as f64;
             Ok::<_, BenchError>(Latency {
                 samples_ms: latencies_ms(&sent?, &arrived?, cards / 10),
                 partner_ms_per_card: partner_calls
                     .map(|(seconds, _)| seconds * 1000.0 / cards as f64),
+                machine_busy: busy / all,
+                subject_ms_per_card: (subject_after - subject_before) * 1000.0 / cards as f64,
             })
         }
         .await;
