@@ -45,7 +45,8 @@ pub struct Subject {
     pub partner_latency: Duration,
 }
 
-/// The simulators and the broker whose CPU a trial reads.
+/// What every trial runs against: the launcher, the benchmark's broker
+/// connection, the two simulators and the broker's process.
 pub struct Bed<'a> {
     /// Starts the subjects.
     pub launcher: &'a Launcher,
@@ -123,26 +124,25 @@ impl Bed<'_> {
         }
     }
 
+    /// Starts the subject for a trial; the worker's simulator first forgets
+    /// earlier trials.
     async fn start(
         &self,
         names: &TrialNames,
         subject: &Subject,
         wait_ready: bool,
     ) -> Result<Child, BenchError> {
+        let (launcher, concurrency) = (self.launcher, subject.concurrency);
         match subject.kind {
             Kind::NullWorker => {
                 let latency = subject.partner_latency;
-                let launcher = self.launcher;
-                launcher
-                    .null_worker(names, subject.concurrency, latency)
-                    .await
+                launcher.null_worker(names, concurrency, latency).await
             }
             Kind::Worker => {
                 let partner = &self.simulator(subject).base_url;
                 reset(partner).await?;
-                let launcher = self.launcher;
                 launcher
-                    .worker(names, partner, subject.concurrency, wait_ready)
+                    .worker(names, partner, concurrency, wait_ready)
                     .await
             }
         }
