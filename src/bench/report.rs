@@ -265,12 +265,28 @@ fn ideal(args: &RunArgs) -> f64 {
     f64::from(args.slow_concurrency) / (2.0 * args.slow_latency.as_secs_f64())
 }
 
-/// The worker's p50 and p99 less the null worker's, at the same rate.
+/// The worker's p50 and p99 less the null worker's, at the same rate: the
+/// difference within each round, then the median over the rounds, so one
+/// round that a neighbour disturbed does not decide the figure.
 fn added_latency(results: &Results, per_second: f64) -> (f64, f64) {
-    let worker = results.latency_samples(Kind::Worker, per_second);
-    let null = results.latency_samples(Kind::NullWorker, per_second);
-    let at = |share| percentile(&worker, share) - percentile(&null, share);
-    (at(0.5), at(0.99))
+    let rounds = results.args.rounds;
+    let in_round = |kind: Kind, round: usize| {
+        sorted(
+            results
+                .latency_records(per_second)
+                .filter(|record| record.kind == kind && record.round == round)
+                .flat_map(|record| record.samples_ms.iter().copied()),
+        )
+    };
+    let added = |share: f64| {
+        Spread::of((0..rounds).map(|round| {
+            let worker = in_round(Kind::Worker, round);
+            let null = in_round(Kind::NullWorker, round);
+            percentile(&worker, share) - percentile(&null, share)
+        }))
+        .median
+    };
+    (added(0.5), added(0.99))
 }
 
 /// The worker's memory at full concurrency (slow partner) over idle, per
@@ -542,7 +558,8 @@ fn latency_at(text: &mut String, results: &Results, per_second: f64) {
     );
     let _ = writeln!(
         text,
-        "\nAdded by the worker: {p50:.2} ms at p50, {p99:.2} ms at p99. Its two \
+        "\nAdded by the worker (median over the rounds of the difference within \
+         each): {p50:.2} ms at p50, {p99:.2} ms at p99. Its two \
          partner calls took {:.2} ms a card on average (its own \
          `card_issuer_partner_call_duration_seconds`), against {:.3} ms for one \
          call to the idle simulator.\n",
