@@ -19,10 +19,14 @@
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
 //! - [`lab`]: measurement tooling behind the `card-issuer-lab` binary (the
 //!   fault run); not part of the worker.
+//! - `bench` (with the `bench` feature): measurement tooling for the
+//!   `card-issuer-bench` binary, not part of the worker.
 //!
 //! Personal data (PINFL, phone, card number) and secrets live in
 //! [`secret::Secret`]-backed types that never print themselves.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod demo;

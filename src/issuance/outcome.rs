@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use crate::domain::{CardNumber, Expiry, ProductId};
 use crate::settings::CardNumberInEvents;
@@ -91,39 +91,69 @@ impl Outcome {
         now: SystemTime,
     ) -> Vec<u8> {
         let at = humantime::format_rfc3339_seconds(now).to_string();
-        let mut body = Map::new();
-        body.insert("requestId".into(), json!(request_id));
-        if let Some(product_id) = product_id {
-            body.insert("productId".into(), json!(product_id.0));
-        }
-        match self {
-            Self::Issued { card, exp } => {
-                if card_number == CardNumberInEvents::Full {
-                    body.insert("cardNumber".into(), json!(card.expose()));
-                }
-                body.insert("maskedCardNumber".into(), json!(card.masked()));
-                body.insert("exp".into(), json!(exp.0));
-                body.insert("issuedAt".into(), json!(at));
-            }
-            Self::Failed(failure) => {
-                body.insert("reason".into(), json!(failure.reason.as_str()));
-                if let Some(code) = &failure.code {
-                    body.insert("code".into(), json!(code));
-                }
-                if let Some(message) = &failure.message {
-                    body.insert("message".into(), json!(message));
-                }
-                body.insert("retryable".into(), json!(failure.retryable));
-                body.insert("failedAt".into(), json!(at));
-            }
-        }
-        serde_json::to_vec(&Value::Object(body)).expect("a JSON map always serialises")
+        let product_id = product_id.map(|id| id.0);
+        // Typed bodies rather than a JSON map: a map allocated every key and
+        // value (callgrind: 11k instructions an event). Fields stay in
+        // alphabetical order, the order the map wrote, so the bytes are the
+        // same.
+        let written = match self {
+            Self::Issued { card, exp } => serde_json::to_vec(&IssuedBody {
+                card_number: (card_number == CardNumberInEvents::Full).then(|| card.expose()),
+                exp: &exp.0,
+                issued_at: &at,
+                masked_card_number: card.masked(),
+                product_id,
+                request_id,
+            }),
+            Self::Failed(failure) => serde_json::to_vec(&FailedBody {
+                code: failure.code.as_deref(),
+                failed_at: &at,
+                message: failure.message.as_deref(),
+                product_id,
+                reason: failure.reason.as_str(),
+                request_id,
+                retryable: failure.retryable,
+            }),
+        };
+        written.expect("strings, numbers and booleans always serialise")
     }
+}
+
+/// `card.issued`, its fields in alphabetical order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_number: Option<&'a str>,
+    exp: &'a str,
+    issued_at: &'a str,
+    masked_card_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<u64>,
+    request_id: &'a str,
+}
+
+/// `card.failed`, its fields in alphabetical order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    failed_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<u64>,
+    reason: &'a str,
+    request_id: &'a str,
+    retryable: bool,
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -187,5 +217,74 @@ mod tests {
                    "failedAt": "2026-12-04T10:00:00Z"})
         );
         assert_eq!(outcome.routing_key(), "card.failed");
+    }
+
+    /// The body as a JSON map writes it, keys sorted: what `body` wrote
+    /// before it used typed bodies.
+    fn as_a_map(outcome: &Outcome, id: &str, product: Option<u64>, full: bool) -> Vec<u8> {
+        let at = humantime::format_rfc3339_seconds(at()).to_string();
+        let mut body = serde_json::Map::new();
+        body.insert("requestId".into(), json!(id));
+        if let Some(product) = product {
+            body.insert("productId".into(), json!(product));
+        }
+        match outcome {
+            Outcome::Issued { card, exp } => {
+                if full {
+                    body.insert("cardNumber".into(), json!(card.expose()));
+                }
+                body.insert("maskedCardNumber".into(), json!(card.masked()));
+                body.insert("exp".into(), json!(exp.0));
+                body.insert("issuedAt".into(), json!(at));
+            }
+            Outcome::Failed(failure) => {
+                body.insert("reason".into(), json!(failure.reason.as_str()));
+                if let Some(code) = &failure.code {
+                    body.insert("code".into(), json!(code));
+                }
+                if let Some(message) = &failure.message {
+                    body.insert("message".into(), json!(message));
+                }
+                body.insert("retryable".into(), json!(failure.retryable));
+                body.insert("failedAt".into(), json!(at));
+            }
+        }
+        serde_json::to_vec(&Value::Object(body)).unwrap()
+    }
+
+    #[test]
+    fn bodies_are_byte_for_byte_what_a_json_map_writes() {
+        let issued = Outcome::Issued {
+            card: CardNumber::new("8600123456781234".into()),
+            exp: Expiry("2408".into()),
+        };
+        let failed = |code: Option<&str>, message: Option<&str>| {
+            Outcome::Failed(Failure {
+                reason: FailureReason::DeadlineExceeded,
+                code: code.map(str::to_owned),
+                message: message.map(str::to_owned),
+                retryable: true,
+            })
+        };
+        let outcomes = [
+            issued,
+            failed(Some("1005"), Some("line one\n\"quoted\" ж")),
+            failed(None, None),
+        ];
+        for outcome in &outcomes {
+            for product in [Some(7), None] {
+                for full in [true, false] {
+                    let mode = if full {
+                        CardNumberInEvents::Full
+                    } else {
+                        CardNumberInEvents::Masked
+                    };
+
+                    let written = outcome.body("r-\"9\"", product.map(ProductId), mode, at());
+
+                    assert_eq!(written, as_a_map(outcome, "r-\"9\"", product, full));
+                }
+            }
+        }
     }
 }
