@@ -144,6 +144,7 @@ async fn wait_for_listed(app: &TestApp) -> Vec<dead_letters::Parked> {
     panic!("nothing was parked");
 }
 
+#[cfg(feature = "failpoints")]
 async fn wait_until(condition: impl Fn() -> bool) {
     for _ in 0..200 {
         if condition() {
