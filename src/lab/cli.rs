@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::cluster_run::{self, ClusterRunArgs};
 use super::fault_run::{self, FaultRunArgs};
+use super::scaling::{self, ScalingArgs};
 use crate::telemetry::{self, LogFormat};
 use crate::tls;
 
@@ -26,6 +28,8 @@ pub struct LabCli {
 #[derive(Subcommand)]
 enum LabCommand {
     FaultRun(Box<FaultRunArgs>),
+    ClusterRun(Box<ClusterRunArgs>),
+    Scaling(Box<ScalingArgs>),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -45,5 +49,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         LabCommand::FaultRun(args) => runtime.block_on(fault_run::main(*args)),
+        LabCommand::ClusterRun(args) => runtime.block_on(cluster_run::main(*args)),
+        LabCommand::Scaling(args) => runtime.block_on(scaling::main(*args)),
     }
 }

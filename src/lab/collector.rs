@@ -49,8 +49,9 @@ pub struct ReceivedEvent {
 /// Where to collect from.
 #[derive(Clone)]
 pub struct CollectorSource {
-    /// The broker.
-    pub amqp_url: Secret<String>,
+    /// The brokers (nodes of one cluster, or one broker), tried in turn:
+    /// each lost connection moves on to the next.
+    pub brokers: Vec<Secret<String>>,
     /// The events exchange to bind to.
     pub events_exchange: String,
     /// The collector's own queue.
@@ -68,7 +69,7 @@ impl CollectorSource {
     /// Declares the events exchange (as the worker declares it), the queue
     /// and its binding; from then on every event is kept for the collector.
     pub async fn declare(&self) -> Result<(), BrokerError> {
-        let connection = connect(&self.amqp_url, None, "card-issuer-lab collector setup").await?;
+        let connection = connect(&self.brokers[0], None, "card-issuer-lab collector setup").await?;
         let declared = self.declare_on(&connection).await;
         let _ = connection.close(200, "declared".into()).await;
         declared.map(drop)
@@ -138,9 +139,10 @@ impl CollectorSource {
         stop: CancellationToken,
         connections: Arc<AtomicU32>,
     ) {
-        loop {
+        for attempt in 0.. {
+            let broker = &self.brokers[attempt % self.brokers.len()];
             tokio::select! {
-                ended = self.consume_until_lost(&sink, &connections) => {
+                ended = self.consume_until_lost(broker, &sink, &connections) => {
                     if let Err(error) = ended {
                         tracing::debug!(%error, "collector connection lost");
                     }
@@ -157,10 +159,11 @@ impl CollectorSource {
     /// One connection's worth of consuming; returns when it is lost.
     async fn consume_until_lost(
         &self,
+        broker: &Secret<String>,
         sink: &UnboundedSender<ReceivedEvent>,
         connections: &AtomicU32,
     ) -> Result<(), BrokerError> {
-        let connection = connect(&self.amqp_url, None, "card-issuer-lab collector").await?;
+        let connection = connect(broker, None, "card-issuer-lab collector").await?;
         connections.fetch_add(1, Ordering::Relaxed);
         let channel = self.declare_on(&connection).await?;
         let setup = |what: &str| {

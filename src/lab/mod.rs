@@ -22,6 +22,8 @@
 
 pub mod broker;
 pub mod cli;
+pub mod cluster;
+pub mod cluster_run;
 pub mod collector;
 pub mod commands;
 pub mod fault_run;
@@ -33,6 +35,7 @@ pub mod partner;
 pub mod partner_stats;
 pub mod process;
 pub mod report;
+pub mod scaling;
 pub mod sender;
 pub mod teardown;
 pub mod worker;

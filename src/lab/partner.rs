@@ -35,6 +35,9 @@ pub struct SimulatorLaunch<'a> {
     pub password: &'a Secret<String>,
     /// Where its output goes.
     pub log: &'a Path,
+    /// Its log filter; by default every request at debug level, the
+    /// evidence when a request goes wrong.
+    pub log_filter: Option<&'a str>,
 }
 
 impl SimulatorProcess {
@@ -49,7 +52,12 @@ impl SimulatorProcess {
         // Request ids and codes at debug level are the evidence when a
         // request goes wrong; the simulator logs no personal data.
         command
-            .args(["--log", "info,card_issuer::simulator=debug"])
+            .args([
+                "--log",
+                launch
+                    .log_filter
+                    .unwrap_or("info,card_issuer::simulator=debug"),
+            ])
             .arg("simulate-partner")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--username", PARTNER_USERNAME])

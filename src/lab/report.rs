@@ -33,7 +33,7 @@ impl fmt::Display for Figures {
 impl Figures {
     fn fmt_outcomes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let failed: usize = self.failed.values().sum();
-        writeln!(f, "fault run {}", self.run_id)?;
+        writeln!(f, "run {}", self.run_id)?;
         line(
             f,
             "commands sent",

@@ -111,15 +111,26 @@ impl CommandSender {
                 // Closing a connection the broker already dropped can wait
                 // for a reply that never comes.
                 let _ = tokio::time::timeout(CLOSE_LIMIT, upstream.close()).await;
+                self.next_broker();
                 Err(chain(&error))
             }
         }
     }
 
     async fn connect(&mut self) -> Result<Upstream, BrokerError> {
-        let upstream = Upstream::connect(&self.settings, "card-issuer-lab commands").await?;
+        let connected = Upstream::connect(&self.settings, "card-issuer-lab commands").await;
+        let Ok(upstream) = connected else {
+            self.next_broker();
+            return connected;
+        };
         self.connections += 1;
         Ok(upstream)
+    }
+
+    /// After a lost or refused connection, the next broker of the list
+    /// (a cluster's next node) is tried first.
+    fn next_broker(&mut self) {
+        self.settings.urls.rotate_left(1);
     }
 }
 

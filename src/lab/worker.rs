@@ -4,8 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
+
+use super::names::RunNames;
+use super::partner::PARTNER_USERNAME;
 use super::process::{ChildProcess, ProcessError, clean_command, free_loopback_port};
 use crate::secret::Secret;
+use crate::settings::Settings;
 
 /// How long a starting worker may take to consume: it connects, declares
 /// its topology and loads the product list first.
@@ -13,6 +18,108 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long a stopping worker may take; its own grace period is shorter.
 const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+/// How every worker of a run is tuned: the flags a run's command line
+/// passes on to `card-issuer run`.
+#[derive(Args, Clone, Debug)]
+pub struct WorkerTuning {
+    /// The `card-issuer` binary to run as worker and simulator; by default
+    /// the one next to this binary.
+    #[arg(long, value_name = "PATH")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Each worker's partner timeout; shorter than --fault-hold, so that
+    /// held replies become timeouts.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub partner_timeout: Duration,
+
+    /// Each worker's waits before status checks.
+    #[arg(long, default_value = "200ms,500ms")]
+    pub status_check_delays: String,
+
+    /// Each worker's waits before retries.
+    #[arg(long, default_value = "200ms,1s")]
+    pub retry_delays: String,
+
+    /// Each worker's cap on partner calls a second (0: none).
+    #[arg(long, default_value_t = 200)]
+    pub partner_calls_per_second: u32,
+
+    /// Another flag for every worker, as `--worker-arg=--concurrency=16`;
+    /// repeatable.
+    #[arg(long = "worker-arg", value_name = "FLAG", allow_hyphen_values = true)]
+    pub worker_args: Vec<String>,
+
+    /// The workers' log filter.
+    #[arg(long, default_value = "info,card_issuer=debug")]
+    pub worker_log: String,
+}
+
+impl WorkerTuning {
+    /// `run`'s flags for every worker of the run, without secrets and
+    /// without `--metrics-addr`, which each start picks anew.
+    pub fn flags(&self, names: &RunNames, partner_url: &str) -> Vec<String> {
+        let flags = [
+            ("--commands-exchange", names.commands_exchange.clone()),
+            ("--events-exchange", names.events_exchange.clone()),
+            ("--queue-prefix", names.queue_prefix.clone()),
+            ("--partner-url", partner_url.to_owned()),
+            ("--partner-username", PARTNER_USERNAME.to_owned()),
+            (
+                "--partner-timeout",
+                humantime::format_duration(self.partner_timeout).to_string(),
+            ),
+            ("--status-check-delays", self.status_check_delays.clone()),
+            ("--retry-delays", self.retry_delays.clone()),
+            (
+                "--partner-calls-per-second",
+                self.partner_calls_per_second.to_string(),
+            ),
+            ("--shutdown-grace", "5s".to_owned()),
+        ];
+        flags
+            .into_iter()
+            .flat_map(|(flag, value)| [flag.to_owned(), value])
+            .chain(self.worker_args.iter().cloned())
+            .collect()
+    }
+
+    /// The settings a worker started with these flags will have, read by
+    /// the worker's own code, so the lab's idea of its names cannot drift
+    /// from it. The partner URL is only known once the simulator listens;
+    /// any will do for working out names.
+    pub fn settings(
+        &self,
+        names: &RunNames,
+        amqp_url: &Secret<String>,
+    ) -> Result<Settings, String> {
+        let mut flags = self.flags(names, "http://127.0.0.1:1");
+        flags.extend(["--amqp-url".to_owned(), amqp_url.expose().clone()]);
+        let mut settings = Settings::from_flags(&flags)
+            .map_err(|error| format!("the worker would refuse its flags: {error}"))?;
+        settings.broker.publish_timeout = Duration::from_secs(5);
+        Ok(settings)
+    }
+
+    /// The worker binary: as given, or `card-issuer` next to this binary.
+    pub fn program(&self) -> Result<PathBuf, String> {
+        let program = match &self.worker_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()
+                .map_err(|error| format!("cannot tell where this binary is: {error}"))?
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("card-issuer"),
+        };
+        if !program.is_file() {
+            return Err(format!(
+                "no worker binary at {}; build it (`cargo build --release`) or pass --worker-bin",
+                program.display()
+            ));
+        }
+        Ok(program)
+    }
+}
 
 /// What every worker of a run is started with.
 pub struct WorkerLaunch {
@@ -38,6 +145,7 @@ pub struct WorkerProcess {
     /// Which start of the run this is, from 1.
     pub ordinal: u32,
     readyz: String,
+    metrics: String,
 }
 
 impl WorkerLaunch {
@@ -64,6 +172,7 @@ impl WorkerLaunch {
             process,
             ordinal,
             readyz: format!("http://127.0.0.1:{port}/readyz"),
+            metrics: format!("http://127.0.0.1:{port}/metrics"),
         })
     }
 
@@ -86,6 +195,23 @@ impl WorkerProcess {
     pub async fn is_ready(&self, http: &reqwest::Client) -> bool {
         let answer = http.get(&self.readyz).send().await;
         answer.is_ok_and(|response| response.status().is_success())
+    }
+
+    /// Broker sessions it lost and started again, on the next broker of its
+    /// list, as its `/metrics` counts them; `None` if it does not answer.
+    pub async fn broker_reconnects(&self, http: &reqwest::Client) -> Option<u64> {
+        let page = http
+            .get(&self.metrics)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        page.lines().find_map(|line| {
+            let value = line.strip_prefix(crate::metrics::BROKER_RECONNECTS)?;
+            value.trim().parse::<f64>().ok().map(|count| count as u64)
+        })
     }
 
     /// Kills it with SIGKILL, as a crash or an OOM kill would.

@@ -11,6 +11,7 @@ mod operations;
 mod partner_answers;
 mod partner_guards;
 mod poison;
+mod replicas;
 mod restarts;
 mod tls;
 mod validation;

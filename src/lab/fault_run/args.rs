@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::lab::faults::FaultMix;
+use crate::lab::worker::WorkerTuning;
 
 /// Push commands through a real worker process and the partner simulator
 /// while killing the worker, restarting the broker and faulting partner
@@ -56,36 +57,9 @@ pub struct FaultRunArgs {
     #[arg(long, default_value = "rabbitmqctl")]
     pub rabbitmqctl: PathBuf,
 
-    /// The `card-issuer` binary to run as worker and simulator; by default
-    /// the one next to this binary.
-    #[arg(long, value_name = "PATH")]
-    pub worker_bin: Option<PathBuf>,
-
-    /// Each worker's partner timeout; shorter than --fault-hold, so that
-    /// held replies become timeouts.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub partner_timeout: Duration,
-
-    /// Each worker's waits before status checks.
-    #[arg(long, default_value = "200ms,500ms")]
-    pub status_check_delays: String,
-
-    /// Each worker's waits before retries.
-    #[arg(long, default_value = "200ms,1s")]
-    pub retry_delays: String,
-
-    /// Each worker's cap on partner calls a second (0: none).
-    #[arg(long, default_value_t = 200)]
-    pub partner_calls_per_second: u32,
-
-    /// Another flag for every worker, as `--worker-arg=--concurrency=16`;
-    /// repeatable.
-    #[arg(long = "worker-arg", value_name = "FLAG", allow_hyphen_values = true)]
-    pub worker_args: Vec<String>,
-
-    /// The workers' log filter.
-    #[arg(long, default_value = "info,card_issuer=debug")]
-    pub worker_log: String,
+    /// How each worker runs.
+    #[command(flatten)]
+    pub worker: WorkerTuning,
 
     /// Seeds the simulator's fault decisions. Request ids are new in every
     /// run, so two runs fault different calls even with the same seed.

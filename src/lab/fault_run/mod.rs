@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use self::args::FaultRunArgs;
-use self::plan::{RunPlan, worker_flags};
+use self::plan::RunPlan;
 use self::schedule::{Disruption, Schedule};
 use crate::broker::BrokerError;
 use crate::lab::broker::{BrokerControl, BrokerControlError};
@@ -198,7 +198,7 @@ impl Lab {
             self.broker.check_serves(plan.amqp_port).await?;
         }
         let source = CollectorSource {
-            amqp_url: plan.amqp_url.clone(),
+            brokers: vec![plan.amqp_url.clone()],
             events_exchange: plan.names.events_exchange.clone(),
             queue: plan.names.collector_queue.clone(),
         };
@@ -220,14 +220,15 @@ impl Lab {
             seed: args.seed,
             password: &plan.partner_password,
             log: &self.logs.simulator,
+            log_filter: None,
         })
         .await?;
         let launch = WorkerLaunch {
             program: plan.program.clone(),
-            flags: worker_flags(args, &plan.names, simulator.base_url()),
+            flags: args.worker.flags(&plan.names, simulator.base_url()),
             amqp_url: plan.amqp_url.clone(),
             partner_password: plan.partner_password.clone(),
-            log_filter: args.worker_log.clone(),
+            log_filter: args.worker.worker_log.clone(),
             log_dir: plan.dir.clone(),
         };
         self.simulator = Some(simulator);

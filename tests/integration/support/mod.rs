@@ -69,6 +69,7 @@ pub struct TestApp {
     events: card_issuer::upstream::Events,
     received: VecDeque<Event>,
     worker: Option<RunningWorker>,
+    replicas: Vec<RunningWorker>,
     prefix: String,
     cleaned: bool,
 }
@@ -132,6 +133,7 @@ impl TestApp {
             events,
             received: VecDeque::new(),
             worker: Some(worker),
+            replicas: Vec::new(),
             prefix,
             cleaned: false,
         }
@@ -142,6 +144,13 @@ impl TestApp {
         let (worker, metrics_addr) = run_worker(&self.settings).await;
         self.worker = Some(worker);
         self.metrics_addr = metrics_addr;
+    }
+
+    /// Starts another replica on the same settings: a competing consumer
+    /// of the same queues, as a second process would be. `stop` stops it.
+    pub async fn start_replica(&mut self) {
+        let (replica, _) = run_worker(&self.settings).await;
+        self.replicas.push(replica);
     }
 
     /// Stops the worker gracefully.
@@ -294,6 +303,10 @@ impl TestApp {
     /// Stops the worker and deletes everything it declared.
     pub async fn stop(mut self) {
         self.stop_worker().await;
+        for replica in self.replicas.drain(..) {
+            replica.stop.cancel();
+            let _ = replica.task.await;
+        }
         let connection = connect().await;
         let channel = connection.create_channel().await.unwrap();
         self.topology()

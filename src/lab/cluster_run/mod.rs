@@ -1,0 +1,660 @@
+//! `card-issuer-lab cluster-run`: competing replicas on a three-node
+//! cluster that loses nodes, measured.
+//!
+//! It starts a cluster of its own ([`crate::lab::cluster`]), the partner
+//! simulator and the worker replicas, each replica given every node's URL
+//! starting with a different node. It publishes the commands at a steady
+//! pace while [`script`] stops and starts nodes; events are gathered in a
+//! durable quorum queue of the lab's own, from whichever node is up. When
+//! every command has its outcome, or patience runs out, it prints the fault
+//! run's figures, then what the nodes went through: each loss and how long
+//! it was until the next outcome, and the failovers each replica counted.
+//! Then it stops everything it started, nodes included, also when
+//! interrupted or failing.
+
+mod args;
+mod script;
+
+use std::fmt;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use self::args::ClusterRunArgs;
+use self::script::{Gate, NodeLoss};
+use crate::broker::{BrokerError, Topology};
+use crate::issuance::Plan;
+use crate::lab::cluster::{Addresses, Cluster, ClusterError, ClusterLayout};
+use crate::lab::collector::{Collector, CollectorSource, ReceivedEvent};
+use crate::lab::commands;
+use crate::lab::faults::FaultMixError;
+use crate::lab::figures::{Figures, Logs};
+use crate::lab::ledger::Ledger;
+use crate::lab::names::RunNames;
+use crate::lab::partner::{SimulatorLaunch, SimulatorProcess};
+use crate::lab::process::ProcessError;
+use crate::lab::sender::{CommandSender, SendError};
+use crate::lab::teardown::Declared;
+use crate::lab::worker::{WorkerLaunch, WorkerProcess};
+use crate::secret::Secret;
+use crate::settings::BrokerSettings;
+use crate::worker::error_chain;
+
+/// The nodes of the cluster.
+const NODES: usize = 3;
+
+/// How long the sender keeps trying one command: a node stop and the
+/// sender's move to the next node fit well within it.
+const SEND_PATIENCE: Duration = Duration::from_secs(120);
+
+/// How long after a node is back its loss may still slow outcomes down
+/// (replicas reconnect with backoff, leaders move).
+const SETTLING: Duration = Duration::from_secs(15);
+
+/// How often progress is reported while waiting for outcomes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Why a cluster run could not be completed; the figures so far are
+/// printed all the same, and what was started is stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterRunError {
+    /// A flag makes the run impossible; nothing was started.
+    #[error("{0}")]
+    Flag(String),
+    /// The fault shares cannot be injected; nothing was started.
+    #[error(transparent)]
+    Faults(#[from] FaultMixError),
+    /// A node could not be started, asked or stopped.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A process of the run could not start or come up.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// The broker could not be used.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// A command could not be published.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// SIGINT or SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Runs a cluster run and turns its result into the exit code.
+pub async fn main(args: ClusterRunArgs) -> ExitCode {
+    let mut lab = match Lab::new(&args) {
+        Ok(lab) => lab,
+        Err(error) => return fail(&error),
+    };
+    let measured = tokio::select! {
+        measured = lab.measure(&args) => measured,
+        () = interrupted() => Err(ClusterRunError::Interrupted),
+    };
+    let report = lab.finish(measured.is_ok()).await;
+    if let Some(report) = &report {
+        println!("{report}");
+        let _ = std::fs::write(lab.dir.join("figures.txt"), format!("{report:#}"));
+    }
+    match measured {
+        Err(error) => fail(&error),
+        Ok(()) if report.is_some_and(|r| r.passed()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
+    }
+}
+
+fn fail(error: &ClusterRunError) -> ExitCode {
+    eprintln!("cluster-run: {}", error_chain(error));
+    ExitCode::from(2)
+}
+
+async fn interrupted() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("cluster-run: interrupted; stopping what was started and cleaning up");
+}
+
+/// One worker replica: how it is started, the process now running, and
+/// which node it connects to first.
+struct Replica {
+    launch: WorkerLaunch,
+    process: WorkerProcess,
+    first_node: String,
+    starts: u32,
+}
+
+/// Everything the run started or counted, kept outside the measuring
+/// future so that an interrupted run can still report and clean up.
+struct Lab {
+    names: RunNames,
+    dir: std::path::PathBuf,
+    program: std::path::PathBuf,
+    partner_password: Secret<String>,
+    broker: BrokerSettings,
+    command_queue: String,
+    declared: Declared,
+    cluster: Option<Arc<tokio::sync::Mutex<Cluster>>>,
+    ledger: Arc<Mutex<Ledger>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+    losses: Arc<Mutex<Vec<NodeLoss>>>,
+    simulator: Option<SimulatorProcess>,
+    replicas: Vec<Replica>,
+    collector: Option<Collector>,
+    recorder: Option<JoinHandle<()>>,
+    sender_reconnects: u32,
+    unexpected_exits: Vec<String>,
+    started: Option<Instant>,
+    wall: Duration,
+    publishing: Duration,
+    publisher_held: Duration,
+    gave_up: bool,
+    http: reqwest::Client,
+}
+
+impl Lab {
+    /// Checks the flags and works out names and paths; starts nothing.
+    fn new(args: &ClusterRunArgs) -> Result<Self, ClusterRunError> {
+        if args.commands == 0 || args.replicas == 0 {
+            return Err(ClusterRunError::Flag(
+                "--commands and --replicas must be at least 1".into(),
+            ));
+        }
+        if !(args.rate.is_finite() && args.rate > 0.0) {
+            return Err(ClusterRunError::Flag("--rate must be above 0".into()));
+        }
+        let last_port = u32::from(args.base_port) + NODES as u32 - 1;
+        if last_port + 20_000 > u32::from(u16::MAX)
+            || (u32::from(args.base_port)..=last_port).contains(&5672)
+        {
+            return Err(ClusterRunError::Flag(
+                "--base-port: the nodes' ports must stay below 45535 and leave 5672, the shared \
+                 broker's, alone"
+                    .into(),
+            ));
+        }
+        let names = RunNames::new("cluster-run");
+        // Any URL does for working out the names; the nodes' come later.
+        let placeholder = Secret::new(format!(
+            "amqp://guest:guest@127.0.0.1:{}/%2f",
+            args.base_port
+        ));
+        let settings = args
+            .worker
+            .settings(&names, &placeholder)
+            .map_err(ClusterRunError::Flag)?;
+        let topology = Topology::new(&settings.broker, Plan::new(&settings.issuance).all_delays());
+        Ok(Self {
+            dir: args.log_dir.join(&names.run_id),
+            program: args.worker.program().map_err(ClusterRunError::Flag)?,
+            partner_password: Secret::new(format!("{:016x}", fastrand::u64(..))),
+            broker: settings.broker,
+            command_queue: topology.command_queue.clone(),
+            declared: Declared::worker(&topology).with_queue(&names.collector_queue),
+            names,
+            cluster: None,
+            ledger: Arc::default(),
+            arrivals: Arc::default(),
+            losses: Arc::default(),
+            simulator: None,
+            replicas: Vec::new(),
+            collector: None,
+            recorder: None,
+            sender_reconnects: 0,
+            unexpected_exits: Vec::new(),
+            started: None,
+            wall: Duration::ZERO,
+            publishing: Duration::ZERO,
+            publisher_held: Duration::ZERO,
+            gave_up: false,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("a plain HTTP client builds"),
+        })
+    }
+
+    async fn measure(&mut self, args: &ClusterRunArgs) -> Result<(), ClusterRunError> {
+        let cluster = self.start_cluster(args).await?;
+        self.start_collector(&cluster).await?;
+        self.start_processes(args, &cluster).await?;
+        let started = Instant::now();
+        self.started = Some(started);
+        let gate = Arc::new(Gate::new(args.commands, script::stops(NODES)));
+        let shared = self.cluster.clone().expect("the cluster was started");
+        let losses = self.losses.clone();
+        let queue = self.command_queue.clone();
+        let down = args.node_down;
+        let script_gate = gate.clone();
+        let disruptions = tokio::spawn(async move {
+            let done = script::run(&shared, &queue, down, &script_gate, &losses).await;
+            script_gate.release();
+            done
+        });
+        let published = self.publish(args, &gate).await;
+        self.publishing = started.elapsed();
+        self.publisher_held = gate.held();
+        // The script finishes even when publishing failed: its nodes must
+        // be up again before clean-up.
+        let disrupted = disruptions.await.unwrap_or(Ok(()));
+        published?;
+        disrupted?;
+        self.await_outcomes(args).await;
+        Ok(())
+    }
+
+    /// Starts the nodes; the cluster is kept in `self` for clean-up.
+    async fn start_cluster(&mut self, args: &ClusterRunArgs) -> Result<Addresses, ClusterRunError> {
+        std::fs::create_dir_all(&self.dir).map_err(|error| {
+            ClusterRunError::Flag(format!("cannot create {}: {error}", self.dir.display()))
+        })?;
+        eprintln!(
+            "cluster-run {}: starting {NODES} nodes on ports {}-{}, logs in {}",
+            self.names.run_id,
+            args.base_port,
+            usize::from(args.base_port) + NODES - 1,
+            self.dir.display()
+        );
+        let layout = ClusterLayout {
+            prefix: "card-issuer-lab".into(),
+            nodes: NODES,
+            base_port: args.base_port,
+            dir: self.dir.join("nodes"),
+        };
+        let cluster = Cluster::start(&layout).await?;
+        let addresses = cluster.addresses();
+        // The script and clean-up share this one handle on the nodes.
+        self.cluster = Some(Arc::new(tokio::sync::Mutex::new(cluster)));
+        self.broker.urls = (0..NODES).map(|i| Secret::new(addresses.url(i))).collect();
+        eprintln!("cluster-run: the cluster is up");
+        Ok(addresses)
+    }
+
+    /// Declares the collector's queue (a quorum queue, on every node) and
+    /// starts collecting before any worker runs.
+    async fn start_collector(&mut self, cluster: &Addresses) -> Result<(), ClusterRunError> {
+        let source = CollectorSource {
+            brokers: (0..NODES).map(|i| Secret::new(cluster.url(i))).collect(),
+            events_exchange: self.names.events_exchange.clone(),
+            queue: self.names.collector_queue.clone(),
+        };
+        source.declare().await?;
+        let (sink, events) = mpsc::unbounded_channel();
+        self.collector = Some(source.start(sink));
+        self.recorder = Some(tokio::spawn(record(
+            events,
+            self.ledger.clone(),
+            self.arrivals.clone(),
+        )));
+        Ok(())
+    }
+
+    async fn start_processes(
+        &mut self,
+        args: &ClusterRunArgs,
+        cluster: &Addresses,
+    ) -> Result<(), ClusterRunError> {
+        let rules = args.faults.rules()?;
+        let simulator = SimulatorProcess::start(SimulatorLaunch {
+            program: &self.program,
+            rules: &rules,
+            seed: args.seed,
+            password: &self.partner_password,
+            log: &self.dir.join("simulator.log"),
+            log_filter: None,
+        })
+        .await?;
+        let flags = args.worker.flags(&self.names, simulator.base_url());
+        self.simulator = Some(simulator);
+        for r in 0..args.replicas {
+            let first = r % NODES;
+            let launch = WorkerLaunch {
+                program: self.program.clone(),
+                flags: flags.clone(),
+                amqp_url: Secret::new(cluster.urls_from(first)),
+                partner_password: self.partner_password.clone(),
+                log_filter: args.worker.worker_log.clone(),
+                log_dir: self.dir.clone(),
+            };
+            let ordinal = self.next_ordinal();
+            let process = launch.start(ordinal)?;
+            self.replicas.push(Replica {
+                launch,
+                process,
+                first_node: cluster.names[first].clone(),
+                starts: 1,
+            });
+        }
+        for replica in &mut self.replicas {
+            replica.process.wait_until_ready(&self.http).await?;
+        }
+        Ok(())
+    }
+
+    /// Worker log numbers go on across replicas and their restarts.
+    fn next_ordinal(&self) -> u32 {
+        self.replicas.iter().map(|r| r.starts).sum::<u32>() + 1
+    }
+
+    /// Publishes every command at the asked pace.
+    async fn publish(&mut self, args: &ClusterRunArgs, gate: &Gate) -> Result<(), ClusterRunError> {
+        let mut sender = CommandSender::new(self.broker.clone(), SEND_PATIENCE);
+        let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let tenth = (args.commands / 10).max(1);
+        for number in 0..args.commands {
+            gate.before_send(number).await;
+            pace.tick().await;
+            let sent = sender
+                .send(&commands::body(&self.names.run_id, number))
+                .await;
+            self.sender_reconnects = sender.reconnects();
+            let sent = sent?;
+            gate.sent(number + 1);
+            let request_id = commands::request_id(&self.names.run_id, number);
+            self.ledger().record_sent(request_id, sent.retries);
+            self.restart_replicas_that_died()?;
+            if (number + 1) % tenth == 0 {
+                self.progress("published", number + 1, args.commands);
+            }
+        }
+        sender.close().await;
+        Ok(())
+    }
+
+    /// A replica that ended by itself is a finding: noted, and started
+    /// again so the run can go on.
+    fn restart_replicas_that_died(&mut self) -> Result<(), ClusterRunError> {
+        for r in 0..self.replicas.len() {
+            let Some(status) = self.replicas[r].process.exited() else {
+                continue;
+            };
+            let exit = format!(
+                "worker {} exited by itself ({status}); see {}",
+                self.replicas[r].process.ordinal,
+                self.replicas[r].process.log().display()
+            );
+            eprintln!("cluster-run: {exit}");
+            self.unexpected_exits.push(exit);
+            let ordinal = self.next_ordinal();
+            let replica = &mut self.replicas[r];
+            replica.process = replica.launch.start(ordinal)?;
+            replica.starts += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until every sent command has an outcome, then lingers for late
+    /// events; or gives up after the patience.
+    async fn await_outcomes(&mut self, args: &ClusterRunArgs) {
+        let give_up_at = Instant::now() + args.patience;
+        let mut next_report = Instant::now() + PROGRESS_EVERY;
+        loop {
+            let (terminal, sent) = {
+                let ledger = self.ledger();
+                (ledger.terminal_count(), ledger.sent_count())
+            };
+            if terminal == sent {
+                break;
+            }
+            if Instant::now() > give_up_at {
+                self.gave_up = true;
+                break;
+            }
+            if Instant::now() > next_report {
+                self.progress("waiting", terminal as u32, sent as u32);
+                next_report += PROGRESS_EVERY;
+            }
+            if let Err(error) = self.restart_replicas_that_died() {
+                eprintln!("cluster-run: {}", error_chain(&error));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Some(started) = self.started {
+            self.wall = started.elapsed();
+        }
+        tokio::time::sleep(args.linger).await;
+    }
+
+    fn progress(&self, what: &str, done: u32, of: u32) {
+        let outcomes = self.ledger().terminal_count();
+        let since = self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0);
+        eprintln!("cluster-run: {what} {done}/{of}, outcomes {outcomes} ({since}s)");
+    }
+
+    /// Works out the figures (none if no command was published), then stops
+    /// every process and node.
+    async fn finish(&mut self, completed: bool) -> Option<ClusterReport> {
+        if self.started.is_none() {
+            self.clean_up().await;
+            return None;
+        }
+        let stats = match &self.simulator {
+            Some(simulator) => simulator
+                .stats()
+                .await
+                .inspect_err(|error| eprintln!("cluster-run: {}", error_chain(error)))
+                .ok(),
+            None => None,
+        };
+        let mut replicas = Vec::new();
+        for replica in &self.replicas {
+            replicas.push(ReplicaFigures {
+                ordinal: replica.process.ordinal,
+                first_node: replica.first_node.clone(),
+                starts: replica.starts,
+                failovers: replica.process.broker_reconnects(&self.http).await,
+                ready_at_end: replica.process.is_ready(&self.http).await,
+            });
+        }
+        let mut figures = Figures::new(&self.names.run_id, &self.ledger(), stats.as_ref());
+        figures.completed = completed;
+        figures.disruptions.worker_starts = self.replicas.iter().map(|r| r.starts).sum();
+        figures.disruptions.unexpected_exits = std::mem::take(&mut self.unexpected_exits);
+        figures.disruptions.sender_reconnects = self.sender_reconnects;
+        figures.disruptions.collector_reconnects =
+            self.collector.as_ref().map_or(0, Collector::reconnects);
+        figures.timing.wall = if self.wall.is_zero() {
+            self.started.map(|s| s.elapsed()).unwrap_or_default()
+        } else {
+            self.wall
+        };
+        figures.timing.gave_up = self.gave_up;
+        figures.timing.publishing = self.publishing;
+        figures.logs = Logs {
+            dir: self.dir.clone(),
+            workers: self.dir.join("worker-*.log"),
+            simulator: self.dir.join("simulator.log"),
+            broker: self.dir.join("nodes/rabbitmqctl.log"),
+        };
+        let losses = self.loss_figures();
+        figures.disruptions.broker_restarts = losses.len() as u32;
+        figures.teardown = self.clean_up().await;
+        Some(ClusterReport {
+            figures,
+            losses,
+            replicas,
+            publisher_held: self.publisher_held,
+        })
+    }
+
+    /// Each node loss with the wait from it to the first outcome after it,
+    /// and the longest wait between outcomes while the node was down and
+    /// for [`SETTLING`] after it came back.
+    fn loss_figures(&self) -> Vec<LossFigures> {
+        let arrivals = lock(&self.arrivals);
+        lock(&self.losses)
+            .iter()
+            .map(|loss| {
+                let from = loss.stopped_at;
+                let until = from + loss.down_for.unwrap_or_default() + SETTLING;
+                let mut previous = from;
+                let mut longest_gap = Duration::ZERO;
+                for &at in arrivals.iter().filter(|&&at| at >= from && at <= until) {
+                    longest_gap = longest_gap.max(at - previous);
+                    previous = at;
+                }
+                LossFigures {
+                    node: loss.node.clone(),
+                    why: loss.pick.describe(),
+                    down_for: loss.down_for,
+                    next_outcome_after: arrivals
+                        .iter()
+                        .find(|&&at| at >= from)
+                        .map(|&at| at - from),
+                    longest_gap,
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the replicas and the collector before the nodes, reports what
+    /// was left in the run's queues, and stops every node, deleting their
+    /// data.
+    async fn clean_up(&mut self) -> Option<crate::lab::teardown::TeardownReport> {
+        for replica in &mut self.replicas {
+            replica.process.stop().await;
+        }
+        if let Some(mut simulator) = self.simulator.take() {
+            simulator.stop().await;
+        }
+        if let Some(collector) = self.collector.take() {
+            collector.stop().await;
+        }
+        if let Some(recorder) = self.recorder.take() {
+            recorder.abort();
+        }
+        let cluster = self.cluster.take()?;
+        let mut cluster = cluster.lock().await;
+        let report = match self.broker.urls.first() {
+            Some(url) => self
+                .declared
+                .delete(url)
+                .await
+                .inspect_err(|error| eprintln!("cluster-run: {}", error_chain(error)))
+                .ok(),
+            None => None,
+        };
+        cluster.shut_down().await;
+        report
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.ledger)
+    }
+}
+
+/// Moves events from the collector into the ledger, noting when each came.
+async fn record(
+    mut events: mpsc::UnboundedReceiver<ReceivedEvent>,
+    ledger: Arc<Mutex<Ledger>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+) {
+    while let Some(event) = events.recv().await {
+        lock(&arrivals).push(Instant::now());
+        lock(&ledger).record(&event);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Recording is a few inserts; a panic there leaves at worst one event
+    // unrecorded, which the figures would show as lost.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The fault run's figures, and what the cluster went through.
+struct ClusterReport {
+    figures: Figures,
+    losses: Vec<LossFigures>,
+    replicas: Vec<ReplicaFigures>,
+    publisher_held: Duration,
+}
+
+struct LossFigures {
+    node: String,
+    why: &'static str,
+    down_for: Option<Duration>,
+    next_outcome_after: Option<Duration>,
+    longest_gap: Duration,
+}
+
+struct ReplicaFigures {
+    ordinal: u32,
+    first_node: String,
+    starts: u32,
+    failovers: Option<u64>,
+    ready_at_end: bool,
+}
+
+impl ClusterReport {
+    /// Passes when the figures pass and every node came back.
+    fn passed(&self) -> bool {
+        self.figures.passed()
+            && self.losses.len() >= NODES
+            && self.losses.iter().all(|loss| loss.down_for.is_some())
+    }
+}
+
+impl fmt::Display for ClusterReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            write!(f, "{:#}", self.figures)?;
+        } else {
+            write!(f, "{}", self.figures)?;
+        }
+        writeln!(
+            f,
+            "node losses (why stopped, down for, first outcome after the stop, longest wait \
+             between outcomes until {}s after it was back):",
+            SETTLING.as_secs()
+        )?;
+        for loss in &self.losses {
+            let seconds = |d: Option<Duration>| {
+                d.map_or("never".to_owned(), |d| format!("{:.1}s", d.as_secs_f64()))
+            };
+            writeln!(
+                f,
+                "  {:<28} {:<24} down {:>6}  next outcome {:>6}  longest wait {:>6}",
+                loss.node,
+                loss.why,
+                seconds(loss.down_for),
+                seconds(loss.next_outcome_after),
+                seconds(Some(loss.longest_gap))
+            )?;
+        }
+        writeln!(
+            f,
+            "  (the publisher waited {:.1}s in all for node stops to come round; outcomes \
+             pause meanwhile for want of commands)",
+            self.publisher_held.as_secs_f64()
+        )?;
+        writeln!(f, "replicas (first node, failovers, starts, at the end):")?;
+        for replica in &self.replicas {
+            let failovers = replica
+                .failovers
+                .map_or("unknown".to_owned(), |n| n.to_string());
+            let state = if replica.ready_at_end {
+                "consuming"
+            } else {
+                "NOT READY"
+            };
+            writeln!(
+                f,
+                "  worker {:<3} {:<28} failovers {:>3}  starts {}  {state}",
+                replica.ordinal, replica.first_node, failovers, replica.starts
+            )?;
+        }
+        let verdict = if self.passed() { "PASS" } else { "FAIL" };
+        writeln!(
+            f,
+            "cluster result: {verdict} ({} node stops)",
+            self.losses.len()
+        )
+    }
+}

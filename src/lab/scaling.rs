@@ -1,0 +1,479 @@
+//! `card-issuer-lab scaling`: cards per second with 1, 2 and 3 replicas, on
+//! one broker and on a three-node cluster, measured in one run.
+//!
+//! It starts a standalone node and a three-node cluster of its own
+//! ([`crate::lab::cluster`]) and one partner simulator with no latency and
+//! no faults. Each trial uses fresh names: it starts the replicas (on the
+//! cluster, replica i connects to node i first), waits until they consume,
+//! publishes the commands with many confirms in flight, and counts cards
+//! per second from the first publish to the last outcome. Trials are
+//! interleaved (every target and replica count once, then again), so a
+//! machine that gets busier half-way shows as spread, not as a trend. The
+//! machine's CPU use over each trial says what limits it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::cluster::{Addresses, Cluster, ClusterError, ClusterLayout};
+use super::collector::{CollectorSource, ReceivedEvent};
+use super::commands;
+use super::names::RunNames;
+use super::partner::{SimulatorLaunch, SimulatorProcess};
+use super::process::ProcessError;
+use super::teardown::Declared;
+use super::worker::{WorkerLaunch, WorkerProcess, WorkerTuning};
+use crate::broker::{BrokerError, PublishError, Topology};
+use crate::issuance::Plan;
+use crate::secret::Secret;
+use crate::upstream::Upstream;
+use crate::worker::error_chain;
+
+/// Publishes in flight at once: enough that the publisher is never what
+/// the trial measures.
+const PUBLISHES_IN_FLIGHT: usize = 256;
+
+/// How long a trial waits for the next outcome before it gives up.
+const OUTCOME_WAIT: Duration = Duration::from_secs(60);
+
+/// Measure cards per second with 1, 2 and 3 worker replicas, on one broker
+/// and on a three-node cluster, against the partner simulator with no
+/// latency. Needs Debian's rabbitmq-server and root (or the rabbitmq user);
+/// the nodes are the lab's own, on ports of their own, and are stopped and
+/// deleted at the end.
+#[derive(Args)]
+pub struct ScalingArgs {
+    /// Commands per trial.
+    #[arg(long, default_value_t = 2000)]
+    pub commands: u32,
+
+    /// Times each (target, replicas) trial is repeated, interleaved.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+
+    /// The replica counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub replicas: Vec<usize>,
+
+    /// Each replica's --concurrency.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u16,
+
+    /// The cluster's nodes listen for AMQP on this port and the next two,
+    /// the single broker on the one after.
+    #[arg(long, default_value_t = 5691)]
+    pub base_port: u16,
+
+    /// The `card-issuer` binary; by default the one next to this binary.
+    #[arg(long, value_name = "PATH")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Where the run gets a directory for its logs and nodes.
+    #[arg(long, default_value = "/tmp/card-issuer-lab")]
+    pub log_dir: PathBuf,
+}
+
+/// Why the run could not be completed.
+#[derive(Debug, thiserror::Error)]
+enum ScalingError {
+    #[error("{0}")]
+    Flag(String),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("a command could not be published")]
+    Publish(#[from] PublishError),
+    #[error("{missing} of {commands} outcomes never came")]
+    Missing { missing: usize, commands: u32 },
+}
+
+/// Where a trial's broker is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Single,
+    Cluster,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Single => "one broker",
+            Target::Cluster => "3-node cluster",
+        }
+    }
+}
+
+/// One trial's result.
+struct Trial {
+    target: Target,
+    replicas: usize,
+    cards_per_second: f64,
+    machine_busy: f64,
+}
+
+/// Runs the measurement and prints the table.
+pub async fn main(args: ScalingArgs) -> ExitCode {
+    let mut bed = match Bed::new(&args) {
+        Ok(bed) => bed,
+        Err(error) => return fail(&error),
+    };
+    let measured = bed.measure(&args).await;
+    bed.shut_down().await;
+    match measured {
+        Ok(trials) => {
+            println!("{}", table(&trials, &args));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &ScalingError) -> ExitCode {
+    eprintln!("scaling: {}", error_chain(error));
+    ExitCode::from(2)
+}
+
+/// The brokers, the simulator and what every trial shares.
+struct Bed {
+    dir: PathBuf,
+    program: PathBuf,
+    tuning: WorkerTuning,
+    password: Secret<String>,
+    single: Option<Cluster>,
+    cluster: Option<Cluster>,
+    simulator: Option<SimulatorProcess>,
+    http: reqwest::Client,
+}
+
+impl Bed {
+    fn new(args: &ScalingArgs) -> Result<Self, ScalingError> {
+        if args.commands == 0 || args.repeats == 0 || args.replicas.contains(&0) {
+            return Err(ScalingError::Flag(
+                "--commands, --repeats and each of --replicas must be at least 1".into(),
+            ));
+        }
+        let tuning = WorkerTuning {
+            worker_bin: args.worker_bin.clone(),
+            partner_timeout: Duration::from_secs(5),
+            status_check_delays: "0ms".into(),
+            retry_delays: "1s".into(),
+            partner_calls_per_second: 0,
+            worker_args: vec![format!("--concurrency={}", args.concurrency)],
+            worker_log: "warn".into(),
+        };
+        let run = RunNames::new("scaling").run_id;
+        Ok(Self {
+            dir: args.log_dir.join(run),
+            program: tuning.program().map_err(ScalingError::Flag)?,
+            tuning,
+            password: Secret::new(format!("{:016x}", fastrand::u64(..))),
+            single: None,
+            cluster: None,
+            simulator: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("a plain HTTP client builds"),
+        })
+    }
+
+    async fn measure(&mut self, args: &ScalingArgs) -> Result<Vec<Trial>, ScalingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            ScalingError::Flag(format!("cannot create {}: {e}", self.dir.display()))
+        })?;
+        eprintln!(
+            "scaling: starting the brokers; logs in {}",
+            self.dir.display()
+        );
+        let cluster = Cluster::start(&ClusterLayout {
+            prefix: "card-issuer-lab".into(),
+            nodes: 3,
+            base_port: args.base_port,
+            dir: self.dir.join("cluster"),
+        })
+        .await?;
+        let cluster = self.cluster.insert(cluster).addresses();
+        let single = Cluster::start(&ClusterLayout {
+            prefix: "card-issuer-lab-single".into(),
+            nodes: 1,
+            base_port: args.base_port + 3,
+            dir: self.dir.join("single"),
+        })
+        .await?;
+        let single = self.single.insert(single).addresses();
+        let simulator = SimulatorProcess::start(SimulatorLaunch {
+            program: &self.program,
+            rules: &[],
+            seed: 1,
+            password: &self.password,
+            log: &self.dir.join("simulator.log"),
+            log_filter: Some("warn"),
+        })
+        .await?;
+        let partner_url = self.simulator.insert(simulator).base_url().to_owned();
+
+        let mut trials = Vec::new();
+        for repeat in 0..args.repeats {
+            for target in [Target::Single, Target::Cluster] {
+                for &replicas in &args.replicas {
+                    let addresses = match target {
+                        Target::Single => &single,
+                        Target::Cluster => &cluster,
+                    };
+                    let first_number = trials.len() as u32 * args.commands;
+                    let trial = self
+                        .trial(
+                            args,
+                            target,
+                            replicas,
+                            addresses,
+                            &partner_url,
+                            first_number,
+                        )
+                        .await?;
+                    eprintln!(
+                        "scaling: round {} {} x{replicas}: {:.0} cards/s, machine {:.0}% busy",
+                        repeat + 1,
+                        target.label(),
+                        trial.cards_per_second,
+                        trial.machine_busy * 100.0
+                    );
+                    trials.push(trial);
+                }
+            }
+        }
+        Ok(trials)
+    }
+
+    /// One trial on fresh names; its replicas are stopped and its names
+    /// deleted whatever happens.
+    async fn trial(
+        &self,
+        args: &ScalingArgs,
+        target: Target,
+        replicas: usize,
+        addresses: &Addresses,
+        partner_url: &str,
+        first_number: u32,
+    ) -> Result<Trial, ScalingError> {
+        let names = RunNames::new("scaling");
+        let url = Secret::new(addresses.url(0));
+        let settings = self
+            .tuning
+            .settings(&names, &url)
+            .map_err(ScalingError::Flag)?;
+        let topology = Topology::new(&settings.broker, Plan::new(&settings.issuance).all_delays());
+        let declared = Declared::worker(&topology).with_queue(&names.collector_queue);
+
+        let mut workers = Vec::new();
+        let outcome = self
+            .run_trial(
+                args,
+                replicas,
+                addresses,
+                partner_url,
+                first_number,
+                &names,
+                &mut workers,
+            )
+            .await;
+        for worker in &mut workers {
+            worker.stop().await;
+        }
+        if let Err(error) = declared.delete(&url).await {
+            eprintln!(
+                "scaling: could not delete the trial's names: {}",
+                error_chain(&error)
+            );
+        }
+        let (cards_per_second, machine_busy) = outcome?;
+        Ok(Trial {
+            target,
+            replicas,
+            cards_per_second,
+            machine_busy,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_trial(
+        &self,
+        args: &ScalingArgs,
+        replicas: usize,
+        addresses: &Addresses,
+        partner_url: &str,
+        first_number: u32,
+        names: &RunNames,
+        workers: &mut Vec<WorkerProcess>,
+    ) -> Result<(f64, f64), ScalingError> {
+        let nodes = addresses.names.len();
+        let source = CollectorSource {
+            brokers: (0..nodes).map(|i| Secret::new(addresses.url(i))).collect(),
+            events_exchange: names.events_exchange.clone(),
+            queue: names.collector_queue.clone(),
+        };
+        source.declare().await?;
+        let (sink, mut events) = mpsc::unbounded_channel::<ReceivedEvent>();
+        let collector = source.start(sink);
+
+        let flags = self.tuning.flags(names, partner_url);
+        for r in 0..replicas {
+            let launch = WorkerLaunch {
+                program: self.program.clone(),
+                flags: flags.clone(),
+                amqp_url: Secret::new(addresses.urls_from(r % nodes)),
+                partner_password: self.password.clone(),
+                log_filter: self.tuning.worker_log.clone(),
+                log_dir: self.dir.clone(),
+            };
+            let ordinal = first_number / args.commands.max(1) * 10 + r as u32 + 1;
+            workers.push(launch.start(ordinal)?);
+        }
+        for worker in workers.iter_mut() {
+            worker.wait_until_ready(&self.http).await?;
+        }
+
+        let mut broker = self
+            .tuning
+            .settings(names, &Secret::new(addresses.url(0)))
+            .map_err(ScalingError::Flag)?
+            .broker;
+        broker.publish_timeout = Duration::from_secs(30);
+        let upstream = Upstream::connect(&broker, "card-issuer-lab scaling").await?;
+        let received = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let counting = {
+            let (received, last) = (received.clone(), last.clone());
+            tokio::spawn(async move {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(event) = events.recv().await {
+                    if seen.insert(event.message_id.clone()) {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        *last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                    }
+                }
+            })
+        };
+
+        let ticks_before = machine_ticks();
+        let started = Instant::now();
+        let run_id = names.run_id.clone();
+        let published: Vec<Result<(), PublishError>> =
+            futures_util::stream::iter(first_number..first_number + args.commands)
+                .map(|number| {
+                    let body = commands::body(&run_id, number);
+                    let upstream = &upstream;
+                    async move { upstream.publish_command(&body, None).await }
+                })
+                .buffer_unordered(PUBLISHES_IN_FLIGHT)
+                .collect()
+                .await;
+        upstream.close().await;
+        published.into_iter().collect::<Result<Vec<()>, _>>()?;
+
+        let commands = args.commands as usize;
+        let mut seen = 0;
+        let mut waited_since = Instant::now();
+        while received.load(Ordering::Relaxed) < commands {
+            let now = received.load(Ordering::Relaxed);
+            if now != seen {
+                seen = now;
+                waited_since = Instant::now();
+            } else if waited_since.elapsed() > OUTCOME_WAIT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ticks_after = machine_ticks();
+        collector.stop().await;
+        counting.abort();
+        let received = received.load(Ordering::Relaxed);
+        if received < commands {
+            return Err(ScalingError::Missing {
+                missing: commands - received,
+                commands: args.commands,
+            });
+        }
+        let elapsed = *last.lock().unwrap_or_else(PoisonError::into_inner) - started;
+        let busy = match (ticks_before, ticks_after) {
+            (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
+                (busy1 - busy0) as f64 / (all1 - all0) as f64
+            }
+            _ => f64::NAN,
+        };
+        Ok((commands as f64 / elapsed.as_secs_f64(), busy))
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(mut simulator) = self.simulator.take() {
+            simulator.stop().await;
+        }
+        for cluster in [self.cluster.as_mut(), self.single.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            cluster.shut_down().await;
+        }
+    }
+}
+
+/// Busy and total CPU ticks of the whole machine, from `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// The median of each (target, replicas) with every trial's figure, as a
+/// Markdown table.
+fn table(trials: &[Trial], args: &ScalingArgs) -> String {
+    let mut groups: BTreeMap<(Target, usize), Vec<&Trial>> = BTreeMap::new();
+    for trial in trials {
+        groups
+            .entry((trial.target, trial.replicas))
+            .or_default()
+            .push(trial);
+    }
+    let mut out = format!(
+        "{} commands per trial, concurrency {} per replica, partner latency 0, {} rounds\n\n\
+         | broker | replicas | cards/s (median) | each round | machine CPU busy |\n\
+         |---|---|---|---|---|\n",
+        args.commands, args.concurrency, args.repeats
+    );
+    for ((target, replicas), group) in groups {
+        let mut rates: Vec<f64> = group.iter().map(|t| t.cards_per_second).collect();
+        let each = rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        let busy: f64 = group.iter().map(|t| t.machine_busy).sum::<f64>() / group.len() as f64;
+        out.push_str(&format!(
+            "| {} | {replicas} | {median:.0} | {each} | {:.0}% |\n",
+            target.label(),
+            busy * 100.0
+        ));
+    }
+    out
+}
