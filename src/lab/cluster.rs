@@ -528,3 +528,28 @@ fn last_lines(output: &Output) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(3)..].join(" / ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_replica_gets_every_node_starting_with_its_own() {
+        let addresses = Addresses {
+            names: vec![
+                "a@localhost".into(),
+                "b@localhost".into(),
+                "c@localhost".into(),
+            ],
+            ports: vec![5691, 5692, 5693],
+        };
+
+        let urls = addresses.urls_from(1);
+
+        let ports: Vec<&str> = urls
+            .split(',')
+            .map(|url| url.rsplit(':').next().unwrap())
+            .collect();
+        assert_eq!(ports, ["5692/%2f", "5693/%2f", "5691/%2f"]);
+    }
+}

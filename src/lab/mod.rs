@@ -35,6 +35,7 @@ pub mod partner;
 pub mod partner_stats;
 pub mod process;
 pub mod report;
+pub mod run;
 pub mod scaling;
 pub mod sender;
 pub mod teardown;

@@ -30,6 +30,12 @@ impl fmt::Display for Figures {
     }
 }
 
+impl super::run::Report for Figures {
+    fn passed(&self) -> bool {
+        Figures::passed(self)
+    }
+}
+
 impl Figures {
     fn fmt_outcomes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let failed: usize = self.failed.values().sum();

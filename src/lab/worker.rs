@@ -208,10 +208,7 @@ impl WorkerProcess {
             .text()
             .await
             .ok()?;
-        page.lines().find_map(|line| {
-            let value = line.strip_prefix(crate::metrics::BROKER_RECONNECTS)?;
-            value.trim().parse::<f64>().ok().map(|count| count as u64)
-        })
+        counter(&page, crate::metrics::BROKER_RECONNECTS)
     }
 
     /// Kills it with SIGKILL, as a crash or an OOM kill would.
@@ -232,5 +229,34 @@ impl WorkerProcess {
     /// Its log.
     pub fn log(&self) -> &Path {
         self.process.log()
+    }
+}
+
+/// The value of an unlabelled counter on a Prometheus text page.
+fn counter(page: &str, name: &str) -> Option<u64> {
+    page.lines().find_map(|line| {
+        let (series, value) = line.split_once(' ')?;
+        if series != name {
+            return None;
+        }
+        value.trim().parse::<f64>().ok().map(|count| count as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_is_read_by_its_exact_name() {
+        let page = "# TYPE card_issuer_broker_reconnects_total counter\n\
+                    card_issuer_broker_reconnects_total_extra 9\n\
+                    card_issuer_broker_reconnects_total 3\n";
+
+        assert_eq!(
+            counter(page, "card_issuer_broker_reconnects_total"),
+            Some(3)
+        );
+        assert_eq!(counter(page, "card_issuer_commands_received_total"), None);
     }
 }

@@ -1,11 +1,11 @@
 //! `card-issuer-lab cluster-run`'s flags.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::lab::faults::FaultMix;
+use crate::lab::run::RunOptions;
 use crate::lab::worker::WorkerTuning;
 
 /// Start a three-node RabbitMQ cluster of the lab's own on loopback, run
@@ -45,24 +45,10 @@ pub struct ClusterRunArgs {
     #[command(flatten)]
     pub worker: WorkerTuning,
 
-    /// Seeds the simulator's fault decisions.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-
-    /// How long to wait, after the last command and the last node restart,
-    /// for the outcomes still missing.
-    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
-    pub patience: Duration,
-
-    /// How long to keep listening once every command has its outcome, for
-    /// late duplicates or conflicting events.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    pub linger: Duration,
-
-    /// Where each run gets a directory for its logs, its nodes' data and
-    /// its figures. The nodes' data is deleted at the end.
-    #[arg(long, default_value = "/tmp/card-issuer-lab")]
-    pub log_dir: PathBuf,
+    /// Patience, where the logs and the nodes' data go (the data is
+    /// deleted at the end), the simulator's seed.
+    #[command(flatten)]
+    pub run: RunOptions,
 
     /// Comes last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]

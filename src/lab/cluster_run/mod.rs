@@ -17,7 +17,7 @@ mod script;
 
 use std::fmt;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -28,14 +28,14 @@ use self::script::{Gate, NodeLoss};
 use crate::broker::{BrokerError, Topology};
 use crate::issuance::Plan;
 use crate::lab::cluster::{Addresses, Cluster, ClusterError, ClusterLayout};
-use crate::lab::collector::{Collector, CollectorSource, ReceivedEvent};
+use crate::lab::collector::{Collector, CollectorSource};
 use crate::lab::commands;
 use crate::lab::faults::FaultMixError;
 use crate::lab::figures::{Figures, Logs};
-use crate::lab::ledger::Ledger;
 use crate::lab::names::RunNames;
 use crate::lab::partner::{SimulatorLaunch, SimulatorProcess};
 use crate::lab::process::ProcessError;
+use crate::lab::run::{self, Outcomes, Report};
 use crate::lab::sender::{CommandSender, SendError};
 use crate::lab::teardown::Declared;
 use crate::lab::worker::{WorkerLaunch, WorkerProcess};
@@ -53,9 +53,6 @@ const SEND_PATIENCE: Duration = Duration::from_secs(120);
 /// How long after a node is back its loss may still slow outcomes down
 /// (replicas reconnect with backoff, leaders move).
 const SETTLING: Duration = Duration::from_secs(15);
-
-/// How often progress is reported while waiting for outcomes.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a cluster run could not be completed; the figures so far are
 /// printed all the same, and what was started is stopped.
@@ -84,41 +81,21 @@ pub enum ClusterRunError {
     Interrupted,
 }
 
+/// The name the run's messages start with.
+const KIND: &str = "cluster-run";
+
 /// Runs a cluster run and turns its result into the exit code.
 pub async fn main(args: ClusterRunArgs) -> ExitCode {
     let mut lab = match Lab::new(&args) {
         Ok(lab) => lab,
-        Err(error) => return fail(&error),
+        Err(error) => return run::fail(KIND, &error),
     };
     let measured = tokio::select! {
         measured = lab.measure(&args) => measured,
-        () = interrupted() => Err(ClusterRunError::Interrupted),
+        () = run::interrupted(KIND) => Err(ClusterRunError::Interrupted),
     };
     let report = lab.finish(measured.is_ok()).await;
-    if let Some(report) = &report {
-        println!("{report}");
-        let _ = std::fs::write(lab.dir.join("figures.txt"), format!("{report:#}"));
-    }
-    match measured {
-        Err(error) => fail(&error),
-        Ok(()) if report.is_some_and(|r| r.passed()) => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::FAILURE,
-    }
-}
-
-fn fail(error: &ClusterRunError) -> ExitCode {
-    eprintln!("cluster-run: {}", error_chain(error));
-    ExitCode::from(2)
-}
-
-async fn interrupted() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    eprintln!("cluster-run: interrupted; stopping what was started and cleaning up");
+    run::conclude(KIND, report, &lab.dir, measured)
 }
 
 /// One worker replica: how it is started, the process now running, and
@@ -141,8 +118,7 @@ struct Lab {
     command_queue: String,
     declared: Declared,
     cluster: Option<Arc<tokio::sync::Mutex<Cluster>>>,
-    ledger: Arc<Mutex<Ledger>>,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
+    outcomes: Outcomes,
     losses: Arc<Mutex<Vec<NodeLoss>>>,
     simulator: Option<SimulatorProcess>,
     replicas: Vec<Replica>,
@@ -191,7 +167,7 @@ impl Lab {
             .map_err(ClusterRunError::Flag)?;
         let topology = Topology::new(&settings.broker, Plan::new(&settings.issuance).all_delays());
         Ok(Self {
-            dir: args.log_dir.join(&names.run_id),
+            dir: args.run.log_dir.join(&names.run_id),
             program: args.worker.program().map_err(ClusterRunError::Flag)?,
             partner_password: Secret::new(format!("{:016x}", fastrand::u64(..))),
             broker: settings.broker,
@@ -199,8 +175,7 @@ impl Lab {
             declared: Declared::worker(&topology).with_queue(&names.collector_queue),
             names,
             cluster: None,
-            ledger: Arc::default(),
-            arrivals: Arc::default(),
+            outcomes: Outcomes::default(),
             losses: Arc::default(),
             simulator: None,
             replicas: Vec::new(),
@@ -272,7 +247,7 @@ impl Lab {
         // The script and clean-up share this one handle on the nodes.
         self.cluster = Some(Arc::new(tokio::sync::Mutex::new(cluster)));
         self.broker.urls = (0..NODES).map(|i| Secret::new(addresses.url(i))).collect();
-        eprintln!("cluster-run: the cluster is up");
+        eprintln!("{KIND}: the cluster is up");
         Ok(addresses)
     }
 
@@ -287,11 +262,7 @@ impl Lab {
         source.declare().await?;
         let (sink, events) = mpsc::unbounded_channel();
         self.collector = Some(source.start(sink));
-        self.recorder = Some(tokio::spawn(record(
-            events,
-            self.ledger.clone(),
-            self.arrivals.clone(),
-        )));
+        self.recorder = Some(self.outcomes.record(events));
         Ok(())
     }
 
@@ -304,7 +275,7 @@ impl Lab {
         let simulator = SimulatorProcess::start(SimulatorLaunch {
             program: &self.program,
             rules: &rules,
-            seed: args.seed,
+            seed: args.run.seed,
             password: &self.partner_password,
             log: &self.dir.join("simulator.log"),
             log_filter: None,
@@ -358,7 +329,7 @@ impl Lab {
             let sent = sent?;
             gate.sent(number + 1);
             let request_id = commands::request_id(&self.names.run_id, number);
-            self.ledger().record_sent(request_id, sent.retries);
+            self.outcomes.ledger().record_sent(request_id, sent.retries);
             self.restart_replicas_that_died()?;
             if (number + 1) % tenth == 0 {
                 self.progress("published", number + 1, args.commands);
@@ -380,7 +351,7 @@ impl Lab {
                 self.replicas[r].process.ordinal,
                 self.replicas[r].process.log().display()
             );
-            eprintln!("cluster-run: {exit}");
+            eprintln!("{KIND}: {exit}");
             self.unexpected_exits.push(exit);
             let ordinal = self.next_ordinal();
             let replica = &mut self.replicas[r];
@@ -393,39 +364,23 @@ impl Lab {
     /// Waits until every sent command has an outcome, then lingers for late
     /// events; or gives up after the patience.
     async fn await_outcomes(&mut self, args: &ClusterRunArgs) {
-        let give_up_at = Instant::now() + args.patience;
-        let mut next_report = Instant::now() + PROGRESS_EVERY;
-        loop {
-            let (terminal, sent) = {
-                let ledger = self.ledger();
-                (ledger.terminal_count(), ledger.sent_count())
-            };
-            if terminal == sent {
-                break;
-            }
-            if Instant::now() > give_up_at {
-                self.gave_up = true;
-                break;
-            }
-            if Instant::now() > next_report {
-                self.progress("waiting", terminal as u32, sent as u32);
-                next_report += PROGRESS_EVERY;
-            }
-            if let Err(error) = self.restart_replicas_that_died() {
-                eprintln!("cluster-run: {}", error_chain(&error));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let outcomes = self.outcomes.clone();
+        let started = self.started;
+        let (ended, gave_up) = outcomes
+            .wait_for_all(KIND, &args.run, started, || {
+                if let Err(error) = self.restart_replicas_that_died() {
+                    eprintln!("{KIND}: {}", error_chain(&error));
+                }
+            })
+            .await;
+        self.gave_up = gave_up;
         if let Some(started) = self.started {
-            self.wall = started.elapsed();
+            self.wall = ended - started;
         }
-        tokio::time::sleep(args.linger).await;
     }
 
     fn progress(&self, what: &str, done: u32, of: u32) {
-        let outcomes = self.ledger().terminal_count();
-        let since = self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0);
-        eprintln!("cluster-run: {what} {done}/{of}, outcomes {outcomes} ({since}s)");
+        self.outcomes.progress(KIND, what, done, of, self.started);
     }
 
     /// Works out the figures (none if no command was published), then stops
@@ -439,7 +394,7 @@ impl Lab {
             Some(simulator) => simulator
                 .stats()
                 .await
-                .inspect_err(|error| eprintln!("cluster-run: {}", error_chain(error)))
+                .inspect_err(|error| eprintln!("{KIND}: {}", error_chain(error)))
                 .ok(),
             None => None,
         };
@@ -453,7 +408,7 @@ impl Lab {
                 ready_at_end: replica.process.is_ready(&self.http).await,
             });
         }
-        let mut figures = Figures::new(&self.names.run_id, &self.ledger(), stats.as_ref());
+        let mut figures = Figures::new(&self.names.run_id, &self.outcomes.ledger(), stats.as_ref());
         figures.completed = completed;
         figures.disruptions.worker_starts = self.replicas.iter().map(|r| r.starts).sum();
         figures.disruptions.unexpected_exits = std::mem::take(&mut self.unexpected_exits);
@@ -488,26 +443,20 @@ impl Lab {
     /// and the longest wait between outcomes while the node was down and
     /// for [`SETTLING`] after it came back.
     fn loss_figures(&self) -> Vec<LossFigures> {
-        let arrivals = lock(&self.arrivals);
-        lock(&self.losses)
+        let arrivals = self.outcomes.arrivals();
+        self.losses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|loss| {
                 let from = loss.stopped_at;
                 let until = from + loss.down_for.unwrap_or_default() + SETTLING;
-                let mut previous = from;
-                let mut longest_gap = Duration::ZERO;
-                for &at in arrivals.iter().filter(|&&at| at >= from && at <= until) {
-                    longest_gap = longest_gap.max(at - previous);
-                    previous = at;
-                }
+                let (next_outcome_after, longest_gap) = after_loss(&arrivals, from, until);
                 LossFigures {
                     node: loss.node.clone(),
                     why: loss.pick.describe(),
                     down_for: loss.down_for,
-                    next_outcome_after: arrivals
-                        .iter()
-                        .find(|&&at| at >= from)
-                        .map(|&at| at - from),
+                    next_outcome_after,
                     longest_gap,
                 }
             })
@@ -537,35 +486,26 @@ impl Lab {
                 .declared
                 .delete(url)
                 .await
-                .inspect_err(|error| eprintln!("cluster-run: {}", error_chain(error)))
+                .inspect_err(|error| eprintln!("{KIND}: {}", error_chain(error)))
                 .ok(),
             None => None,
         };
         cluster.shut_down().await;
         report
     }
-
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        lock(&self.ledger)
-    }
 }
 
-/// Moves events from the collector into the ledger, noting when each came.
-async fn record(
-    mut events: mpsc::UnboundedReceiver<ReceivedEvent>,
-    ledger: Arc<Mutex<Ledger>>,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
-) {
-    while let Some(event) = events.recv().await {
-        lock(&arrivals).push(Instant::now());
-        lock(&ledger).record(&event);
+/// From `arrivals` (in order), the wait from `from` to the first outcome
+/// after it, and the longest wait between outcomes from `from` to `until`.
+fn after_loss(arrivals: &[Instant], from: Instant, until: Instant) -> (Option<Duration>, Duration) {
+    let next = arrivals.iter().find(|&&at| at >= from).map(|&at| at - from);
+    let mut previous = from;
+    let mut longest = Duration::ZERO;
+    for &at in arrivals.iter().filter(|&&at| at >= from && at <= until) {
+        longest = longest.max(at - previous);
+        previous = at;
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Recording is a few inserts; a panic there leaves at worst one event
-    // unrecorded, which the figures would show as lost.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    (next, longest)
 }
 
 /// The fault run's figures, and what the cluster went through.
@@ -592,7 +532,7 @@ struct ReplicaFigures {
     ready_at_end: bool,
 }
 
-impl ClusterReport {
+impl Report for ClusterReport {
     /// Passes when the figures pass and every node came back.
     fn passed(&self) -> bool {
         self.figures.passed()
@@ -656,5 +596,36 @@ impl fmt::Display for ClusterReport {
             "cluster result: {verdict} ({} node stops)",
             self.losses.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_is_timed_to_the_next_outcome_and_its_longest_stall() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let arrivals = [at(0), at(900), at(1_000), at(4_000), at(4_100), at(20_000)];
+
+        let (next, longest) = after_loss(&arrivals, at(500), at(5_000));
+
+        assert_eq!(next, Some(Duration::from_millis(400)));
+        // 1.0 s to 4.0 s; the outcome at 20 s is past `until`.
+        assert_eq!(longest, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_loss_with_no_outcome_after_it_says_so() {
+        let t0 = Instant::now();
+
+        let (next, longest) = after_loss(
+            &[t0],
+            t0 + Duration::from_secs(1),
+            t0 + Duration::from_secs(9),
+        );
+
+        assert_eq!((next, longest), (None, Duration::ZERO));
     }
 }

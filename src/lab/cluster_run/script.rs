@@ -191,3 +191,51 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_are_spread_evenly_over_the_commands() {
+        let gate = Gate::new(600, stops(3));
+
+        assert_eq!(gate.thresholds, [100, 200, 300, 400, 500]);
+    }
+
+    #[tokio::test]
+    async fn the_publisher_waits_for_a_stop_that_is_due() {
+        let gate = Arc::new(Gate::new(600, 5));
+        // Before the first threshold nothing is due.
+        tokio::time::timeout(Duration::from_millis(50), gate.before_send(99))
+            .await
+            .expect("command 99 goes out before any stop");
+
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.before_send(100).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "command 100 waits for the first stop"
+        );
+
+        gate.begun.send_replace(1);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the first stop lets it go")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_released_gate_holds_nothing_back() {
+        let gate = Gate::new(600, 5);
+
+        gate.release();
+
+        tokio::time::timeout(Duration::from_millis(50), gate.before_send(599))
+            .await
+            .expect("a script that ended early does not block the publisher");
+    }
+}

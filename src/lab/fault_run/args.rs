@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::lab::faults::FaultMix;
+use crate::lab::run::RunOptions;
 use crate::lab::worker::WorkerTuning;
 
 /// Push commands through a real worker process and the partner simulator
@@ -61,24 +62,9 @@ pub struct FaultRunArgs {
     #[command(flatten)]
     pub worker: WorkerTuning,
 
-    /// Seeds the simulator's fault decisions. Request ids are new in every
-    /// run, so two runs fault different calls even with the same seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-
-    /// How long to wait, after the last command, for the outcomes still
-    /// missing.
-    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
-    pub patience: Duration,
-
-    /// How long to keep listening once every command has its outcome, for
-    /// late duplicates or conflicting events.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    pub linger: Duration,
-
-    /// Where each run gets a directory for its logs and figures.
-    #[arg(long, default_value = "/tmp/card-issuer-lab")]
-    pub log_dir: PathBuf,
+    /// Patience, where the logs go, the simulator's seed.
+    #[command(flatten)]
+    pub run: RunOptions,
 
     /// Comes last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]

@@ -14,7 +14,6 @@ mod plan;
 mod schedule;
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -25,14 +24,14 @@ use self::plan::RunPlan;
 use self::schedule::{Disruption, Schedule};
 use crate::broker::BrokerError;
 use crate::lab::broker::{BrokerControl, BrokerControlError};
-use crate::lab::collector::{Collector, CollectorSource, ReceivedEvent};
+use crate::lab::collector::{Collector, CollectorSource};
 use crate::lab::commands;
 use crate::lab::faults::FaultMixError;
 use crate::lab::figures::{Disruptions, Figures, Logs, Timing};
-use crate::lab::ledger::Ledger;
 use crate::lab::partner::{SimulatorLaunch, SimulatorProcess};
 use crate::lab::partner_stats::PartnerStats;
 use crate::lab::process::ProcessError;
+use crate::lab::run::{self, Outcomes};
 use crate::lab::sender::{CommandSender, SendError};
 use crate::lab::worker::{WorkerLaunch, WorkerProcess};
 use crate::settings::redact_url;
@@ -41,9 +40,6 @@ use crate::worker::error_chain;
 /// How long the sender keeps trying one command before the run stops: long
 /// enough for a broker restart and the worker's reconnect.
 const SEND_PATIENCE: Duration = Duration::from_secs(120);
-
-/// How often progress is reported while waiting for outcomes.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a fault run could not be completed; the figures so far are printed
 /// all the same, and what was started is stopped.
@@ -81,49 +77,28 @@ pub enum FaultRunError {
     Interrupted,
 }
 
+/// The name the run's messages start with.
+const KIND: &str = "fault-run";
+
 /// Runs a fault run and turns its result into the exit code.
 pub async fn main(args: FaultRunArgs) -> ExitCode {
     let plan = match RunPlan::new(&args) {
         Ok(plan) => plan,
-        Err(error) => return fail(&error),
+        Err(error) => return run::fail(KIND, &error),
     };
     let mut lab = Lab::new(&args, &plan);
     let measured = tokio::select! {
         measured = lab.measure(&args, &plan) => measured,
-        () = interrupted() => Err(FaultRunError::Interrupted),
+        () = run::interrupted(KIND) => Err(FaultRunError::Interrupted),
     };
     let figures = lab.finish(&plan, measured.is_ok()).await;
-    if let Some(figures) = &figures {
-        println!("{figures}");
-        // The file lists every request that went wrong, not only the first few.
-        let _ = std::fs::write(plan.dir.join("figures.txt"), format!("{figures:#}"));
-    }
-    match measured {
-        Err(error) => fail(&error),
-        Ok(()) if figures.is_some_and(|f| f.passed()) => ExitCode::SUCCESS,
-        Ok(()) => ExitCode::FAILURE,
-    }
-}
-
-fn fail(error: &FaultRunError) -> ExitCode {
-    eprintln!("fault-run: {}", error_chain(error));
-    ExitCode::from(2)
-}
-
-async fn interrupted() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    eprintln!("fault-run: interrupted; stopping what was started and cleaning up");
+    run::conclude(KIND, figures, &plan.dir, measured)
 }
 
 /// Everything the run started or counted, kept outside the measuring
 /// future so that an interrupted run can still report and clean up.
 struct Lab {
-    ledger: Arc<Mutex<Ledger>>,
+    outcomes: Outcomes,
     broker: BrokerControl,
     simulator: Option<SimulatorProcess>,
     launch: Option<WorkerLaunch>,
@@ -147,7 +122,7 @@ impl Lab {
             broker: plan.dir.join("rabbitmqctl.log"),
         };
         Self {
-            ledger: Arc::default(),
+            outcomes: Outcomes::default(),
             broker: BrokerControl::new(
                 args.rabbitmqctl.clone(),
                 args.rabbitmq_node.clone(),
@@ -205,7 +180,7 @@ impl Lab {
         source.declare().await?;
         let (sink, events) = mpsc::unbounded_channel();
         self.collector = Some(source.start(sink));
-        self.recorder = Some(tokio::spawn(record(events, self.ledger.clone())));
+        self.recorder = Some(self.outcomes.record(events));
         Ok(())
     }
 
@@ -217,7 +192,7 @@ impl Lab {
         let simulator = SimulatorProcess::start(SimulatorLaunch {
             program: &plan.program,
             rules: &plan.rules,
-            seed: args.seed,
+            seed: args.run.seed,
             password: &plan.partner_password,
             log: &self.logs.simulator,
             log_filter: None,
@@ -259,7 +234,7 @@ impl Lab {
             self.sender_reconnects = sender.reconnects();
             let sent = sent?;
             let request_id = commands::request_id(&plan.names.run_id, number);
-            self.ledger().record_sent(request_id, sent.retries);
+            self.outcomes.ledger().record_sent(request_id, sent.retries);
             self.restart_worker_if_it_died()?;
             if (number + 1) % tenth == 0 {
                 self.progress("published", number + 1, args.commands);
@@ -278,16 +253,16 @@ impl Lab {
             Disruption::KillWorker => {
                 if let Some(worker) = &mut self.worker {
                     worker.kill().await;
-                    eprintln!("fault-run: killed worker {} (SIGKILL)", worker.ordinal);
+                    eprintln!("{KIND}: killed worker {} (SIGKILL)", worker.ordinal);
                 }
                 self.disruptions.kills += 1;
                 self.start_next_worker()?;
             }
             Disruption::RestartBroker => {
-                eprintln!("fault-run: stopping the broker application for {down:?}");
+                eprintln!("{KIND}: stopping the broker application for {down:?}");
                 self.broker.restart(down).await?;
                 self.disruptions.broker_restarts += 1;
-                eprintln!("fault-run: broker application started again");
+                eprintln!("{KIND}: broker application started again");
             }
         }
         Ok(())
@@ -307,7 +282,7 @@ impl Lab {
             worker.ordinal,
             worker.log().display()
         );
-        eprintln!("fault-run: {exit}");
+        eprintln!("{KIND}: {exit}");
         self.disruptions.unexpected_exits.push(exit);
         self.start_next_worker()
     }
@@ -325,39 +300,23 @@ impl Lab {
     /// Waits until every sent command has an outcome, then lingers for late
     /// events; or gives up after the patience.
     async fn await_outcomes(&mut self, args: &FaultRunArgs) {
-        let give_up_at = Instant::now() + args.patience;
-        let mut next_report = Instant::now() + PROGRESS_EVERY;
-        loop {
-            let (terminal, sent) = {
-                let ledger = self.ledger();
-                (ledger.terminal_count(), ledger.sent_count())
-            };
-            if terminal == sent {
-                break;
-            }
-            if Instant::now() > give_up_at {
-                self.timing.gave_up = true;
-                break;
-            }
-            if Instant::now() > next_report {
-                self.progress("waiting", terminal as u32, sent as u32);
-                next_report += PROGRESS_EVERY;
-            }
-            if let Err(error) = self.restart_worker_if_it_died() {
-                eprintln!("fault-run: {}", error_chain(&error));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let outcomes = self.outcomes.clone();
+        let started = self.started;
+        let (ended, gave_up) = outcomes
+            .wait_for_all(KIND, &args.run, started, || {
+                if let Err(error) = self.restart_worker_if_it_died() {
+                    eprintln!("{KIND}: {}", error_chain(&error));
+                }
+            })
+            .await;
+        self.timing.gave_up = gave_up;
         if let Some(started) = self.started {
-            self.timing.wall = started.elapsed();
+            self.timing.wall = ended - started;
         }
-        tokio::time::sleep(args.linger).await;
     }
 
     fn progress(&self, what: &str, done: u32, of: u32) {
-        let outcomes = self.ledger().terminal_count();
-        let since = self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0);
-        eprintln!("fault-run: {what} {done}/{of}, outcomes {outcomes} ({since}s)");
+        self.outcomes.progress(KIND, what, done, of, self.started);
     }
 
     /// Reads the partner's side, works out the figures (none if no command
@@ -375,7 +334,7 @@ impl Lab {
         if self.timing.wall.is_zero() {
             self.timing.wall = self.started.map(|s| s.elapsed()).unwrap_or_default();
         }
-        let mut figures = Figures::new(&plan.names.run_id, &self.ledger(), stats.as_ref());
+        let mut figures = Figures::new(&plan.names.run_id, &self.outcomes.ledger(), stats.as_ref());
         figures.completed = completed;
         figures.disruptions = std::mem::take(&mut self.disruptions);
         figures.timing = std::mem::take(&mut self.timing);
@@ -392,7 +351,7 @@ impl Lab {
         match simulator.stats().await {
             Ok(stats) => Some(stats),
             Err(error) => {
-                eprintln!("fault-run: {}", error_chain(&error));
+                eprintln!("{KIND}: {}", error_chain(&error));
                 None
             }
         }
@@ -422,7 +381,7 @@ impl Lab {
         match plan.declared.delete(&plan.amqp_url).await {
             Ok(report) => {
                 for (name, why) in &report.failures {
-                    eprintln!("fault-run: could not delete {name}: {why}");
+                    eprintln!("{KIND}: could not delete {name}: {why}");
                 }
                 Some(report)
             }
@@ -440,21 +399,5 @@ impl Lab {
                 None
             }
         }
-    }
-
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        // Recording is a few map inserts; a panic there leaves at worst one
-        // event unrecorded, which the figures would show as lost.
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Moves events from the collector into the ledger.
-async fn record(mut events: mpsc::UnboundedReceiver<ReceivedEvent>, ledger: Arc<Mutex<Ledger>>) {
-    while let Some(event) = events.recv().await {
-        ledger
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(&event);
     }
 }

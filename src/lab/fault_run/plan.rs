@@ -60,7 +60,7 @@ impl RunPlan {
         let delays = Plan::new(&settings.issuance).all_delays();
         let topology = Topology::new(&settings.broker, delays);
         Ok(Self {
-            dir: args.log_dir.join(&names.run_id),
+            dir: args.run.log_dir.join(&names.run_id),
             program: args.worker.program().map_err(FaultRunError::Flag)?,
             amqp_port: amqp_port(&args.amqp_url)?,
             declared: Declared::worker(&topology).with_queue(&names.collector_queue),
