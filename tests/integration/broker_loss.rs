@@ -76,3 +76,37 @@ async fn a_silent_broker_is_noticed_and_unconfirmed_work_is_done_again() {
     assert!(reconnects(&app).await >= 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_lost_broker_is_replaced_by_the_next_of_the_list() {
+    let (first, second) = (proxy().await, proxy().await);
+    let brokers = format!("{},{}", first.amqp_url(), second.amqp_url());
+    let mut app = TestApp::start_with(&[("--amqp-url", &brokers)]).await;
+    let before = app.command("before");
+    app.send(&before).await;
+    assert_eq!(
+        app.outcome(request_id(&before)).await.routing_key,
+        "card.issued"
+    );
+    assert_eq!(
+        second.accepted(),
+        0,
+        "the first broker of the list comes first"
+    );
+
+    // The first broker goes away for good: its connections drop and it
+    // takes no new ones.
+    drop(first);
+    let after = app.command("after");
+    app.send(&after).await;
+
+    assert_eq!(
+        app.outcome(request_id(&after)).await.routing_key,
+        "card.issued"
+    );
+    assert!(
+        second.accepted() >= 2,
+        "the worker never moved to the second broker"
+    );
+    app.stop().await;
+}

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +16,7 @@ pub struct Proxy {
     cut: Arc<std::sync::Mutex<CancellationToken>>,
     frozen: watch::Sender<bool>,
     stop: CancellationToken,
+    accepted: Arc<AtomicU32>,
 }
 
 impl Proxy {
@@ -25,19 +27,24 @@ impl Proxy {
         let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
         let (frozen, _) = watch::channel(false);
         let stop = CancellationToken::new();
+        let accepted = Arc::new(AtomicU32::new(0));
         let proxy = Self {
             addr,
             cut: cut.clone(),
             frozen: frozen.clone(),
             stop: stop.clone(),
+            accepted: accepted.clone(),
         };
         tokio::spawn(async move {
             loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
+                let accepted_now = tokio::select! {
+                    accepted_now = listener.accept() => accepted_now,
                     () = stop.cancelled() => return,
                 };
-                let Ok((inbound, _)) = accepted else { continue };
+                let Ok((inbound, _)) = accepted_now else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let Ok(outbound) = TcpStream::connect(upstream).await else {
                     continue;
                 };
@@ -52,6 +59,11 @@ impl Proxy {
     /// silent connection is noticed quickly.
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f?heartbeat=1", self.addr)
+    }
+
+    /// Connections it has taken so far.
+    pub fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Drops every connection open now, as a broker restart would.
