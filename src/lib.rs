@@ -18,7 +18,8 @@
 //! - [`simulator`]: a stand-in for the partner, for the demo, the tests and
 //!   the benchmark; [`demo`]: the whole flow on the local broker.
 //! - [`lab`]: measurement tooling behind the `card-issuer-lab` binary (the
-//!   fault run); not part of the worker.
+//!   fault run, the cluster run, the scaling figures); not part of the
+//!   worker. [`proc_stat`] reads CPU time for it and the benchmark.
 //! - `bench` (with the `bench` feature): measurement tooling for the
 //!   `card-issuer-bench` binary, not part of the worker.
 //!
@@ -38,6 +39,7 @@ pub mod lab;
 pub mod metrics;
 pub mod ops;
 pub mod partner;
+pub mod proc_stat;
 pub mod secret;
 pub mod settings;
 pub mod simulator;

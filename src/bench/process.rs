@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -12,6 +11,7 @@ use tokio::process::{ChildStdout, Command};
 
 use super::BenchError;
 use super::names::TrialNames;
+use crate::proc_stat;
 
 /// The simulator's credentials: its defaults, nothing secret.
 const PARTNER_USERNAME: &str = "login";
@@ -273,23 +273,8 @@ async fn ready(metrics_port: u16, name: &str) -> Result<(), BenchError> {
 
 /// Seconds of CPU (user and system) a process has used so far.
 pub fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(BenchError::io(format!("read {path}")))?;
-    // The command name may hold spaces; the fields after it do not.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|field| field.parse::<u64>().ok())
-    };
-    // Fields 14 and 15 of stat(5), counted from the state (field 3).
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => Ok((user + system) as f64 / clock_ticks()),
-        _ => Err(BenchError::Failed(format!("{path} does not parse"))),
-    }
+    proc_stat::cpu_seconds(pid)
+        .ok_or_else(|| BenchError::Failed(format!("/proc/{pid}/stat cannot be read")))
 }
 
 /// A process's resident set, in bytes.
@@ -311,54 +296,11 @@ pub fn rss_bytes(pid: u32) -> Result<u64, BenchError> {
         .ok_or_else(|| BenchError::Failed(format!("{path} has no VmRSS")))
 }
 
-/// Seconds of CPU every process on the machine has used so far, by process
-/// id, with its name; processes that end meanwhile are left out.
-pub fn all_cpu_seconds() -> std::collections::HashMap<u32, (String, f64)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Default::default();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, (process_name(pid), cpu_seconds(pid).ok()?))))
-        .collect()
-}
+pub use crate::proc_stat::{all_cpu_seconds, process_name};
 
 /// CPU time of the whole machine so far, in clock ticks: (busy, all).
 pub fn machine_ticks() -> Result<(u64, u64), BenchError> {
-    let stat = std::fs::read_to_string("/proc/stat").map_err(BenchError::io("read /proc/stat"))?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .and_then(|line| line.strip_prefix("cpu "))
-        .map(|rest| {
-            rest.split_whitespace()
-                .filter_map(|t| t.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if ticks.len() < 5 {
-        return Err(BenchError::Failed("/proc/stat does not parse".into()));
-    }
-    // user nice system idle iowait irq softirq steal ...; guest time is
-    // already counted in user.
-    let all: u64 = ticks.iter().take(8).sum();
-    let idle = ticks[3] + ticks[4];
-    Ok((all - idle, all))
-}
-
-/// Clock ticks a second, as `/proc/<pid>/stat` counts CPU time.
-fn clock_ticks() -> f64 {
-    static TICKS: OnceLock<f64> = OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|output| String::from_utf8(output.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
+    proc_stat::machine_ticks().ok_or_else(|| BenchError::Failed("/proc/stat does not parse".into()))
 }
 
 /// The process that listens on loopback `port` (the broker's `beam.smp`),
@@ -393,11 +335,4 @@ fn listening_inode(table: &Path, port: u16) -> Option<String> {
             .is_some_and(|local| local.ends_with(&port_hex));
         (listening && on_port).then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
     })
-}
-
-/// A process's name, from `/proc/<pid>/comm`.
-pub fn process_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default()
 }

@@ -32,6 +32,7 @@ use super::teardown::Declared;
 use super::worker::{WorkerLaunch, WorkerProcess, WorkerTuning};
 use crate::broker::{BrokerError, PublishError, Topology};
 use crate::issuance::Plan;
+use crate::proc_stat;
 use crate::secret::Secret;
 use crate::upstream::Upstream;
 use crate::worker::error_chain;
@@ -51,7 +52,7 @@ const OUTCOME_WAIT: Duration = Duration::from_secs(60);
 #[derive(Args)]
 pub struct ScalingArgs {
     /// Commands per trial.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 10_000)]
     pub commands: u32,
 
     /// Times each (target, replicas) trial is repeated, interleaved.
@@ -117,8 +118,16 @@ impl Target {
 struct Trial {
     target: Target,
     replicas: usize,
+    measured: Measured,
+}
+
+/// What one trial measured.
+struct Measured {
     cards_per_second: f64,
+    /// The machine's CPU use over the trial, from 0 to 1.
     machine_busy: f64,
+    /// Cores used by each of [`ROLES`], in that order.
+    cores: [f64; 4],
 }
 
 /// Runs the measurement and prints the table.
@@ -245,8 +254,8 @@ impl Bed {
                         "scaling: round {} {} x{replicas}: {:.0} cards/s, machine {:.0}% busy",
                         repeat + 1,
                         target.label(),
-                        trial.cards_per_second,
-                        trial.machine_busy * 100.0
+                        trial.measured.cards_per_second,
+                        trial.measured.machine_busy * 100.0
                     );
                     trials.push(trial);
                 }
@@ -296,12 +305,10 @@ impl Bed {
                 error_chain(&error)
             );
         }
-        let (cards_per_second, machine_busy) = outcome?;
         Ok(Trial {
             target,
             replicas,
-            cards_per_second,
-            machine_busy,
+            measured: outcome?,
         })
     }
 
@@ -315,7 +322,7 @@ impl Bed {
         first_number: u32,
         names: &RunNames,
         workers: &mut Vec<WorkerProcess>,
-    ) -> Result<(f64, f64), ScalingError> {
+    ) -> Result<Measured, ScalingError> {
         let nodes = addresses.names.len();
         let source = CollectorSource {
             brokers: (0..nodes).map(|i| Secret::new(addresses.url(i))).collect(),
@@ -365,7 +372,8 @@ impl Bed {
             })
         };
 
-        let ticks_before = machine_ticks();
+        let ticks_before = proc_stat::machine_ticks();
+        let roles_before = cpu_by_role();
         let started = Instant::now();
         let run_id = names.run_id.clone();
         let published: Vec<Result<(), PublishError>> =
@@ -394,7 +402,9 @@ impl Bed {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let ticks_after = machine_ticks();
+        let ticks_after = proc_stat::machine_ticks();
+        let roles_after = cpu_by_role();
+        let spent = started.elapsed();
         collector.stop().await;
         counting.abort();
         let received = received.load(Ordering::Relaxed);
@@ -405,13 +415,22 @@ impl Bed {
             });
         }
         let elapsed = *last.lock().unwrap_or_else(PoisonError::into_inner) - started;
+        let cores = ROLES.map(|role| {
+            let used =
+                roles_after.get(&role).unwrap_or(&0.0) - roles_before.get(&role).unwrap_or(&0.0);
+            used / spent.as_secs_f64()
+        });
         let busy = match (ticks_before, ticks_after) {
             (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
                 (busy1 - busy0) as f64 / (all1 - all0) as f64
             }
             _ => f64::NAN,
         };
-        Ok((commands as f64 / elapsed.as_secs_f64(), busy))
+        Ok(Measured {
+            cards_per_second: commands as f64 / elapsed.as_secs_f64(),
+            machine_busy: busy,
+            cores,
+        })
     }
 
     async fn shut_down(&mut self) {
@@ -427,40 +446,64 @@ impl Bed {
     }
 }
 
-/// Busy and total CPU ticks of the whole machine, from `/proc/stat`.
-fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|field| field.parse().ok())
-        .collect();
-    let total: u64 = ticks.iter().sum();
-    // idle and iowait are the 4th and 5th fields.
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+/// Who spends the CPU in a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    /// The lab's RabbitMQ nodes.
+    Broker,
+    /// `card-issuer run`.
+    Workers,
+    /// `card-issuer simulate-partner`.
+    Simulator,
+    /// This process: the publisher and the collector.
+    Lab,
 }
 
-/// The median of each (target, replicas) with every trial's figure, as a
-/// Markdown table.
+const ROLES: [Role; 4] = [Role::Broker, Role::Workers, Role::Simulator, Role::Lab];
+
+/// CPU seconds used so far by each role's processes.
+fn cpu_by_role() -> BTreeMap<Role, f64> {
+    let mut seconds = BTreeMap::new();
+    for (pid, (name, used)) in proc_stat::all_cpu_seconds() {
+        let arguments = || proc_stat::command_line(pid);
+        let role = match name.as_str() {
+            // The lab's nodes, not the shared broker beside them.
+            "beam.smp" if arguments().iter().any(|a| a.starts_with("card-issuer-lab")) => {
+                Role::Broker
+            }
+            "card-issuer" if arguments().iter().any(|a| a == "simulate-partner") => Role::Simulator,
+            "card-issuer" => Role::Workers,
+            "card-issuer-lab" => Role::Lab,
+            _ => continue,
+        };
+        *seconds.entry(role).or_default() += used;
+    }
+    seconds
+}
+
+/// The median of each (target, replicas) with every trial's figure and
+/// where the CPU went, as a Markdown table.
 fn table(trials: &[Trial], args: &ScalingArgs) -> String {
-    let mut groups: BTreeMap<(Target, usize), Vec<&Trial>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Target, usize), Vec<&Measured>> = BTreeMap::new();
     for trial in trials {
         groups
             .entry((trial.target, trial.replicas))
             .or_default()
-            .push(trial);
+            .push(&trial.measured);
     }
     let mut out = format!(
-        "{} commands per trial, concurrency {} per replica, partner latency 0, {} rounds\n\n\
-         | broker | replicas | cards/s (median) | each round | machine CPU busy |\n\
-         |---|---|---|---|---|\n",
-        args.commands, args.concurrency, args.repeats
+        "{} commands per trial, concurrency {} per replica, partner latency 0, {} rounds; \
+         CPU in cores (of {}), averaged over the rounds\n\n\
+         | broker | replicas | cards/s (median) | each round | machine busy | broker | workers \
+         | simulator | lab |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        args.commands,
+        args.concurrency,
+        args.repeats,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     for ((target, replicas), group) in groups {
-        let mut rates: Vec<f64> = group.iter().map(|t| t.cards_per_second).collect();
+        let mut rates: Vec<f64> = group.iter().map(|m| m.cards_per_second).collect();
         let each = rates
             .iter()
             .map(|r| format!("{r:.0}"))
@@ -468,11 +511,18 @@ fn table(trials: &[Trial], args: &ScalingArgs) -> String {
             .join(", ");
         rates.sort_by(f64::total_cmp);
         let median = rates[rates.len() / 2];
-        let busy: f64 = group.iter().map(|t| t.machine_busy).sum::<f64>() / group.len() as f64;
+        let mean = |value: &dyn Fn(&Measured) -> f64| {
+            group.iter().map(|m| value(m)).sum::<f64>() / group.len() as f64
+        };
+        let busy = mean(&|m| m.machine_busy);
+        let cores: Vec<String> = (0..ROLES.len())
+            .map(|i| format!("{:.2}", mean(&|m| m.cores[i])))
+            .collect();
         out.push_str(&format!(
-            "| {} | {replicas} | {median:.0} | {each} | {:.0}% |\n",
+            "| {} | {replicas} | {median:.0} | {each} | {:.0}% | {} |\n",
             target.label(),
-            busy * 100.0
+            busy * 100.0,
+            cores.join(" | ")
         ));
     }
     out
