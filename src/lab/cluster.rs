@@ -365,6 +365,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// The operating-system process ids of the nodes that are up, to
+    /// measure their CPU time.
+    pub async fn os_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for i in (0..self.nodes.len()).filter(|&i| !self.nodes[i].down) {
+            if let Ok(output) = self.ctl(i, &["eval", "os:getpid()."]).await {
+                let text = String::from_utf8_lossy(&output.stdout);
+                if let Ok(pid) = text.trim().trim_matches('"').parse() {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+
     /// Stops every node the lab started and deletes their data. Failures
     /// are printed, with what to do by hand, rather than returned: this runs
     /// when a run is already ending.

@@ -114,6 +114,13 @@ impl Target {
     }
 }
 
+/// One target's nodes: where they listen and their processes.
+struct Brokers {
+    target: Target,
+    addresses: Addresses,
+    pids: Vec<u32>,
+}
+
 /// One trial's result.
 struct Trial {
     target: Target,
@@ -211,7 +218,12 @@ impl Bed {
             dir: self.dir.join("cluster"),
         })
         .await?;
-        let cluster = self.cluster.insert(cluster).addresses();
+        let cluster = self.cluster.insert(cluster);
+        let cluster = Brokers {
+            target: Target::Cluster,
+            addresses: cluster.addresses(),
+            pids: cluster.os_pids().await,
+        };
         let single = Cluster::start(&ClusterLayout {
             prefix: "card-issuer-lab-single".into(),
             nodes: 1,
@@ -219,7 +231,12 @@ impl Bed {
             dir: self.dir.join("single"),
         })
         .await?;
-        let single = self.single.insert(single).addresses();
+        let single = self.single.insert(single);
+        let single = Brokers {
+            target: Target::Single,
+            addresses: single.addresses(),
+            pids: single.os_pids().await,
+        };
         let simulator = SimulatorProcess::start(SimulatorLaunch {
             program: &self.program,
             rules: &[],
@@ -233,27 +250,16 @@ impl Bed {
 
         let mut trials = Vec::new();
         for repeat in 0..args.repeats {
-            for target in [Target::Single, Target::Cluster] {
+            for brokers in [&single, &cluster] {
                 for &replicas in &args.replicas {
-                    let addresses = match target {
-                        Target::Single => &single,
-                        Target::Cluster => &cluster,
-                    };
                     let first_number = trials.len() as u32 * args.commands;
                     let trial = self
-                        .trial(
-                            args,
-                            target,
-                            replicas,
-                            addresses,
-                            &partner_url,
-                            first_number,
-                        )
+                        .trial(args, brokers, replicas, &partner_url, first_number)
                         .await?;
                     eprintln!(
                         "scaling: round {} {} x{replicas}: {:.0} cards/s, machine {:.0}% busy",
                         repeat + 1,
-                        target.label(),
+                        brokers.target.label(),
                         trial.measured.cards_per_second,
                         trial.measured.machine_busy * 100.0
                     );
@@ -269,14 +275,13 @@ impl Bed {
     async fn trial(
         &self,
         args: &ScalingArgs,
-        target: Target,
+        brokers: &Brokers,
         replicas: usize,
-        addresses: &Addresses,
         partner_url: &str,
         first_number: u32,
     ) -> Result<Trial, ScalingError> {
         let names = RunNames::new("scaling");
-        let url = Secret::new(addresses.url(0));
+        let url = Secret::new(brokers.addresses.url(0));
         let settings = self
             .tuning
             .settings(&names, &url)
@@ -289,7 +294,7 @@ impl Bed {
             .run_trial(
                 args,
                 replicas,
-                addresses,
+                brokers,
                 partner_url,
                 first_number,
                 &names,
@@ -306,7 +311,7 @@ impl Bed {
             );
         }
         Ok(Trial {
-            target,
+            target: brokers.target,
             replicas,
             measured: outcome?,
         })
@@ -317,12 +322,13 @@ impl Bed {
         &self,
         args: &ScalingArgs,
         replicas: usize,
-        addresses: &Addresses,
+        brokers: &Brokers,
         partner_url: &str,
         first_number: u32,
         names: &RunNames,
         workers: &mut Vec<WorkerProcess>,
     ) -> Result<Measured, ScalingError> {
+        let addresses = &brokers.addresses;
         let nodes = addresses.names.len();
         let source = CollectorSource {
             brokers: (0..nodes).map(|i| Secret::new(addresses.url(i))).collect(),
@@ -373,7 +379,7 @@ impl Bed {
         };
 
         let ticks_before = proc_stat::machine_ticks();
-        let roles_before = cpu_by_role();
+        let roles_before = cpu_by_role(&brokers.pids);
         let started = Instant::now();
         let run_id = names.run_id.clone();
         let published: Vec<Result<(), PublishError>> =
@@ -403,7 +409,7 @@ impl Bed {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let ticks_after = proc_stat::machine_ticks();
-        let roles_after = cpu_by_role();
+        let roles_after = cpu_by_role(&brokers.pids);
         let spent = started.elapsed();
         collector.stop().await;
         counting.abort();
@@ -461,17 +467,19 @@ enum Role {
 
 const ROLES: [Role; 4] = [Role::Broker, Role::Workers, Role::Simulator, Role::Lab];
 
-/// CPU seconds used so far by each role's processes.
-fn cpu_by_role() -> BTreeMap<Role, f64> {
+/// CPU seconds used so far by each role's processes; `brokers` are the
+/// lab's nodes (not the shared broker beside them).
+fn cpu_by_role(brokers: &[u32]) -> BTreeMap<Role, f64> {
     let mut seconds = BTreeMap::new();
     for (pid, (name, used)) in proc_stat::all_cpu_seconds() {
-        let arguments = || proc_stat::command_line(pid);
+        let simulator = || {
+            proc_stat::command_line(pid)
+                .iter()
+                .any(|a| a == "simulate-partner")
+        };
         let role = match name.as_str() {
-            // The lab's nodes, not the shared broker beside them.
-            "beam.smp" if arguments().iter().any(|a| a.starts_with("card-issuer-lab")) => {
-                Role::Broker
-            }
-            "card-issuer" if arguments().iter().any(|a| a == "simulate-partner") => Role::Simulator,
+            _ if brokers.contains(&pid) => Role::Broker,
+            "card-issuer" if simulator() => Role::Simulator,
             "card-issuer" => Role::Workers,
             "card-issuer-lab" => Role::Lab,
             _ => continue,
