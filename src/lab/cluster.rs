@@ -40,7 +40,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// Debian's inner start script, which runs the node in the foreground.
 const SERVER_SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
@@ -112,8 +112,19 @@ pub enum ClusterError {
         log: PathBuf,
     },
     /// `list_queues` printed something the lab cannot read.
-    #[error("cannot read `rabbitmqctl list_queues`: {0}")]
-    Queues(String),
+    #[error("cannot read `rabbitmqctl list_queues`")]
+    Queues(#[source] serde_json::Error),
+    /// The nodes' ports would clash or overflow.
+    #[error(
+        "{nodes} nodes from port {first} need ports below 45535 that leave 5672, the shared \
+         broker's, alone; choose another base port"
+    )]
+    Ports {
+        /// The first node's AMQP port.
+        first: u16,
+        /// How many nodes.
+        nodes: usize,
+    },
     /// Asked about a queue the cluster does not have.
     #[error("no node leads {0}")]
     NoLeader(String),
@@ -142,6 +153,9 @@ pub struct Node {
     dir: PathBuf,
     /// Whether the lab stopped it (or never started it).
     pub down: bool,
+    /// The process the lab started it as (`runuser` or the start script,
+    /// the node's VM below it in the same process group).
+    process: Option<Child>,
 }
 
 /// The nodes' names and AMQP ports, apart from the nodes themselves.
@@ -187,13 +201,12 @@ struct QueueLeader {
 }
 
 impl Cluster {
-    /// Starts the nodes of `layout` and joins them into one cluster. A node
-    /// of the same name still running from an interrupted run is stopped
-    /// first: the names belong to the lab.
-    ///
-    /// On failure the nodes started so far are stopped again.
-    pub async fn start(layout: &ClusterLayout) -> Result<Self, ClusterError> {
+    /// The nodes of `layout`, none started yet: a handle that
+    /// [`Cluster::shut_down`] can clean up after from the first moment,
+    /// however far [`Cluster::form`] gets.
+    pub fn new(layout: &ClusterLayout) -> Result<Self, ClusterError> {
         check_user()?;
+        check_ports(layout)?;
         recreate_dir(&layout.dir)?;
         let nodes = (1..=layout.nodes)
             .map(|i| Node {
@@ -201,31 +214,28 @@ impl Cluster {
                 amqp_port: layout.base_port + i as u16 - 1,
                 dir: layout.dir.join(format!("node-{i}")),
                 down: true,
+                process: None,
             })
             .collect();
-        let mut cluster = Self {
+        Ok(Self {
             nodes,
             control_log: layout.dir.join("rabbitmqctl.log"),
             dir: layout.dir.clone(),
-        };
-        match cluster.form().await {
-            Ok(()) => Ok(cluster),
-            Err(error) => {
-                cluster.shut_down().await;
-                Err(error)
-            }
-        }
+        })
     }
 
-    async fn form(&mut self) -> Result<(), ClusterError> {
+    /// Starts the nodes and joins them into one cluster. A node of the same
+    /// name already running (left by a run that was killed, or another lab
+    /// run on the same ports) is stopped first: the names belong to the
+    /// lab.
+    pub async fn form(&mut self) -> Result<(), ClusterError> {
         for i in 0..self.nodes.len() {
-            let stale = self.ctl(i, &["ping"]).await.is_ok();
-            if stale {
+            if self.ctl(i, &["ping"]).await.is_ok() {
                 eprintln!(
-                    "cluster: {} still runs from an earlier run; stopping it",
+                    "cluster: {} is already running; stopping it",
                     self.nodes[i].name
                 );
-                self.ctl(i, &["stop"]).await?;
+                self.stop_node(i).await?;
             }
             self.start_node(i).await?;
         }
@@ -262,8 +272,8 @@ impl Cluster {
                 &["-q", "list_queues", "name", "leader", "--formatter", "json"],
             )
             .await?;
-        let rows: Vec<QueueLeader> = serde_json::from_slice(&output.stdout)
-            .map_err(|error| ClusterError::Queues(error.to_string()))?;
+        let rows: Vec<QueueLeader> =
+            serde_json::from_slice(&output.stdout).map_err(ClusterError::Queues)?;
         let leader = rows
             .into_iter()
             .find(|row| row.name == queue)
@@ -303,7 +313,32 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        self.reap(i, STOP_LIMIT.saturating_sub(since.elapsed()))
+            .await;
         Ok(())
+    }
+
+    /// Waits up to `patience` for node `i`'s process to end, then kills its
+    /// whole process group, the VM included.
+    async fn reap(&mut self, i: usize, patience: Duration) {
+        let Some(mut process) = self.nodes[i].process.take() else {
+            return;
+        };
+        if tokio::time::timeout(patience, process.wait()).await.is_ok() {
+            return;
+        }
+        if let Some(pid) = process.id() {
+            eprintln!(
+                "cluster: {} did not end; killing its processes",
+                self.nodes[i].name
+            );
+            // SAFETY: kill(2) takes plain integers and touches no memory of
+            // ours. The group is the node's own (`process_group(0)`).
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+        let _ = process.wait().await;
     }
 
     /// Starts node `i` with its data as it left it, and waits until it
@@ -345,11 +380,11 @@ impl Cluster {
             // Its own process group: Ctrl-C on the lab must not take the
             // node down behind the lab's back; clean-up stops it.
             .process_group(0);
-        // The node outlives this handle; `rabbitmqctl stop` ends it.
-        command.spawn().map_err(|source| ClusterError::Spawn {
+        let process = command.spawn().map_err(|source| ClusterError::Spawn {
             program: SERVER_SCRIPT.into(),
             source,
         })?;
+        self.nodes[i].process = Some(process);
         let since = Instant::now();
         while self
             .ctl(i, &["-q", "await_startup", "--timeout", "2"])
@@ -380,25 +415,30 @@ impl Cluster {
         pids
     }
 
-    /// Stops every node the lab started and deletes their data. Failures
-    /// are printed, with what to do by hand, rather than returned: this runs
-    /// when a run is already ending.
+    /// Stops every node the lab started and deletes their data, keeping
+    /// their logs. A node that does not answer (one still booting, say) is
+    /// killed. Failures are printed, with what to do by hand, rather than
+    /// returned: this runs when a run is already ending.
     pub async fn shut_down(&mut self) {
         let mut left_running = Vec::new();
         for i in 0..self.nodes.len() {
             // Asked even of nodes marked down: a failed start may have left
-            // one booting.
-            if self.ctl(i, &["ping"]).await.is_err() {
-                continue;
-            }
-            if let Err(error) = self.ctl(i, &["stop"]).await {
+            // one running.
+            if self.ctl(i, &["ping"]).await.is_ok()
+                && let Err(error) = self.ctl(i, &["stop"]).await
+            {
                 eprintln!("cluster: {}", crate::worker::error_chain(&error));
+            }
+            self.reap(i, STOP_LIMIT).await;
+            self.nodes[i].down = true;
+            if self.ctl(i, &["ping"]).await.is_ok() {
                 left_running.push(self.nodes[i].name.clone());
             }
-            self.nodes[i].down = true;
         }
         if left_running.is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            for node in &self.nodes {
+                let _ = std::fs::remove_dir_all(node.dir.join("mnesia"));
+            }
         } else {
             eprintln!(
                 "cluster: still running, stop by hand with `rabbitmqctl -n NODE stop`: {}; \
@@ -496,6 +536,20 @@ fn check_user() -> Result<(), ClusterError> {
         (Ok(me), Ok(theirs)) if me == theirs => Ok(()),
         _ => Err(ClusterError::User),
     }
+}
+
+/// Every node's AMQP port and Erlang distribution port (20000 above) must
+/// exist and stay off the shared broker's 5672.
+fn check_ports(layout: &ClusterLayout) -> Result<(), ClusterError> {
+    let first = u32::from(layout.base_port);
+    let last = first + layout.nodes as u32 - 1;
+    if last + 20_000 > u32::from(u16::MAX) || (first..=last).contains(&5672) {
+        return Err(ClusterError::Ports {
+            first: layout.base_port,
+            nodes: layout.nodes,
+        });
+    }
+    Ok(())
 }
 
 fn recreate_dir(dir: &Path) -> Result<(), ClusterError> {

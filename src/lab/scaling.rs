@@ -32,6 +32,7 @@ use super::teardown::Declared;
 use super::worker::{WorkerLaunch, WorkerProcess, WorkerTuning};
 use crate::broker::{BrokerError, PublishError, Topology};
 use crate::issuance::Plan;
+use crate::lab::run;
 use crate::proc_stat;
 use crate::secret::Secret;
 use crate::upstream::Upstream;
@@ -96,6 +97,14 @@ enum ScalingError {
     Publish(#[from] PublishError),
     #[error("{missing} of {commands} outcomes never came")]
     Missing { missing: usize, commands: u32 },
+    #[error("cannot create the run's directory {path}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Where a trial's broker is.
@@ -121,6 +130,73 @@ struct Brokers {
     pids: Vec<u32>,
 }
 
+/// What one trial runs: how many replicas on which brokers, under which
+/// names; `number` counts the trials of the run from 0.
+struct TrialPlan<'a> {
+    args: &'a ScalingArgs,
+    brokers: &'a Brokers,
+    replicas: usize,
+    partner_url: &'a str,
+    number: usize,
+    names: &'a RunNames,
+}
+
+/// Outcomes counted as they arrive (each `message_id` once), with the
+/// moment of the latest.
+struct OutcomeCount {
+    received: Arc<AtomicUsize>,
+    last: Arc<Mutex<Instant>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OutcomeCount {
+    fn start(mut events: mpsc::UnboundedReceiver<ReceivedEvent>) -> Self {
+        let received = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(Mutex::new(Instant::now()));
+        let task = tokio::spawn({
+            let (received, last) = (received.clone(), last.clone());
+            async move {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(event) = events.recv().await {
+                    if seen.insert(event.message_id) {
+                        received.fetch_add(1, Ordering::Relaxed);
+                        *last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+                    }
+                }
+            }
+        });
+        Self {
+            received,
+            last,
+            task,
+        }
+    }
+
+    /// Waits until `count` outcomes came, or none came for
+    /// [`OUTCOME_WAIT`]; returns how many came.
+    async fn wait_for(&self, count: usize) -> usize {
+        let mut seen = 0;
+        let mut waited_since = Instant::now();
+        loop {
+            let now = self.received.load(Ordering::Relaxed);
+            if now >= count {
+                return now;
+            }
+            if now != seen {
+                seen = now;
+                waited_since = Instant::now();
+            } else if waited_since.elapsed() > OUTCOME_WAIT {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// One trial's result.
 struct Trial {
     target: Target,
@@ -137,26 +213,28 @@ struct Measured {
     cores: [f64; 4],
 }
 
-/// Runs the measurement and prints the table.
+/// The name the run's messages start with.
+const KIND: &str = "scaling";
+
+/// Runs the measurement and prints the table, with the trials done so far
+/// when it stops early.
 pub async fn main(args: ScalingArgs) -> ExitCode {
     let mut bed = match Bed::new(&args) {
         Ok(bed) => bed,
-        Err(error) => return fail(&error),
+        Err(error) => return run::fail(KIND, &error),
     };
-    let measured = bed.measure(&args).await;
+    let measured = tokio::select! {
+        measured = bed.measure(&args) => measured,
+        () = run::interrupted(KIND) => Err(ScalingError::Interrupted),
+    };
     bed.shut_down().await;
-    match measured {
-        Ok(trials) => {
-            println!("{}", table(&trials, &args));
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(&error),
+    if !bed.trials.is_empty() {
+        println!("{}", table(&bed.trials, &args));
     }
-}
-
-fn fail(error: &ScalingError) -> ExitCode {
-    eprintln!("scaling: {}", error_chain(error));
-    ExitCode::from(2)
+    match measured {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => run::fail(KIND, &error),
+    }
 }
 
 /// The brokers, the simulator and what every trial shares.
@@ -168,6 +246,7 @@ struct Bed {
     single: Option<Cluster>,
     cluster: Option<Cluster>,
     simulator: Option<SimulatorProcess>,
+    trials: Vec<Trial>,
     http: reqwest::Client,
 }
 
@@ -196,6 +275,7 @@ impl Bed {
             single: None,
             cluster: None,
             simulator: None,
+            trials: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
@@ -203,35 +283,36 @@ impl Bed {
         })
     }
 
-    async fn measure(&mut self, args: &ScalingArgs) -> Result<Vec<Trial>, ScalingError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            ScalingError::Flag(format!("cannot create {}: {e}", self.dir.display()))
+    async fn measure(&mut self, args: &ScalingArgs) -> Result<(), ScalingError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| ScalingError::Dir {
+            path: self.dir.clone(),
+            source,
         })?;
         eprintln!(
             "scaling: starting the brokers; logs in {}",
             self.dir.display()
         );
-        let cluster = Cluster::start(&ClusterLayout {
+        // Each handle is kept before its nodes start, so an interrupted
+        // start is cleaned up too.
+        let cluster = self.cluster.insert(Cluster::new(&ClusterLayout {
             prefix: "card-issuer-lab".into(),
             nodes: 3,
             base_port: args.base_port,
             dir: self.dir.join("cluster"),
-        })
-        .await?;
-        let cluster = self.cluster.insert(cluster);
+        })?);
+        cluster.form().await?;
         let cluster = Brokers {
             target: Target::Cluster,
             addresses: cluster.addresses(),
             pids: cluster.os_pids().await,
         };
-        let single = Cluster::start(&ClusterLayout {
+        let single = self.single.insert(Cluster::new(&ClusterLayout {
             prefix: "card-issuer-lab-single".into(),
             nodes: 1,
-            base_port: args.base_port + 3,
+            base_port: args.base_port.saturating_add(3),
             dir: self.dir.join("single"),
-        })
-        .await?;
-        let single = self.single.insert(single);
+        })?);
+        single.form().await?;
         let single = Brokers {
             target: Target::Single,
             addresses: single.addresses(),
@@ -248,14 +329,10 @@ impl Bed {
         .await?;
         let partner_url = self.simulator.insert(simulator).base_url().to_owned();
 
-        let mut trials = Vec::new();
         for repeat in 0..args.repeats {
             for brokers in [&single, &cluster] {
                 for &replicas in &args.replicas {
-                    let first_number = trials.len() as u32 * args.commands;
-                    let trial = self
-                        .trial(args, brokers, replicas, &partner_url, first_number)
-                        .await?;
+                    let trial = self.trial(args, brokers, replicas, &partner_url).await?;
                     eprintln!(
                         "scaling: round {} {} x{replicas}: {:.0} cards/s, machine {:.0}% busy",
                         repeat + 1,
@@ -263,11 +340,11 @@ impl Bed {
                         trial.measured.cards_per_second,
                         trial.measured.machine_busy * 100.0
                     );
-                    trials.push(trial);
+                    self.trials.push(trial);
                 }
             }
         }
-        Ok(trials)
+        Ok(())
     }
 
     /// One trial on fresh names; its replicas are stopped and its names
@@ -278,7 +355,6 @@ impl Bed {
         brokers: &Brokers,
         replicas: usize,
         partner_url: &str,
-        first_number: u32,
     ) -> Result<Trial, ScalingError> {
         let names = RunNames::new("scaling");
         let url = Secret::new(brokers.addresses.url(0));
@@ -288,68 +364,81 @@ impl Bed {
             .map_err(ScalingError::Flag)?;
         let topology = Topology::new(&settings.broker, Plan::new(&settings.issuance).all_delays());
         let declared = Declared::worker(&topology).with_queue(&names.collector_queue);
+        let plan = TrialPlan {
+            args,
+            brokers,
+            replicas,
+            partner_url,
+            number: self.trials.len(),
+            names: &names,
+        };
 
         let mut workers = Vec::new();
-        let outcome = self
-            .run_trial(
-                args,
-                replicas,
-                brokers,
-                partner_url,
-                first_number,
-                &names,
-                &mut workers,
-            )
-            .await;
+        let measured = self.run_trial(&plan, &mut workers).await;
         for worker in &mut workers {
             worker.stop().await;
         }
         if let Err(error) = declared.delete(&url).await {
             eprintln!(
-                "scaling: could not delete the trial's names: {}",
+                "{KIND}: could not delete the trial's names: {}",
                 error_chain(&error)
             );
         }
         Ok(Trial {
             target: brokers.target,
             replicas,
-            measured: outcome?,
+            measured: measured?,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Collects the trial's events while [`Bed::drive`] runs it; the
+    /// collector stops however the trial ends.
     async fn run_trial(
         &self,
-        args: &ScalingArgs,
-        replicas: usize,
-        brokers: &Brokers,
-        partner_url: &str,
-        first_number: u32,
-        names: &RunNames,
+        trial: &TrialPlan<'_>,
         workers: &mut Vec<WorkerProcess>,
     ) -> Result<Measured, ScalingError> {
-        let addresses = &brokers.addresses;
-        let nodes = addresses.names.len();
+        let addresses = &trial.brokers.addresses;
         let source = CollectorSource {
-            brokers: (0..nodes).map(|i| Secret::new(addresses.url(i))).collect(),
-            events_exchange: names.events_exchange.clone(),
-            queue: names.collector_queue.clone(),
+            brokers: (0..addresses.names.len())
+                .map(|i| Secret::new(addresses.url(i)))
+                .collect(),
+            events_exchange: trial.names.events_exchange.clone(),
+            queue: trial.names.collector_queue.clone(),
         };
         source.declare().await?;
-        let (sink, mut events) = mpsc::unbounded_channel::<ReceivedEvent>();
+        let (sink, events) = mpsc::unbounded_channel::<ReceivedEvent>();
         let collector = source.start(sink);
+        let outcomes = OutcomeCount::start(events);
+        let measured = self.drive(trial, workers, &outcomes).await;
+        collector.stop().await;
+        outcomes.task.abort();
+        measured
+    }
 
-        let flags = self.tuning.flags(names, partner_url);
-        for r in 0..replicas {
+    /// Starts the replicas, publishes the commands and waits for their
+    /// outcomes, reading the CPU clocks before and after.
+    async fn drive(
+        &self,
+        trial: &TrialPlan<'_>,
+        workers: &mut Vec<WorkerProcess>,
+        outcomes: &OutcomeCount,
+    ) -> Result<Measured, ScalingError> {
+        let (args, brokers, names) = (trial.args, trial.brokers, trial.names);
+        let addresses = &brokers.addresses;
+        let flags = self.tuning.flags(names, trial.partner_url);
+        for r in 0..trial.replicas {
             let launch = WorkerLaunch {
                 program: self.program.clone(),
                 flags: flags.clone(),
-                amqp_url: Secret::new(addresses.urls_from(r % nodes)),
+                amqp_url: Secret::new(addresses.urls_from(r % addresses.names.len())),
                 partner_password: self.password.clone(),
                 log_filter: self.tuning.worker_log.clone(),
                 log_dir: self.dir.clone(),
             };
-            let ordinal = first_number / args.commands.max(1) * 10 + r as u32 + 1;
+            // Logs worker-<trial><replica>.log: worker-31.log is trial 3's
+            // first replica.
+            let ordinal = trial.number as u32 * 10 + r as u32 + 1;
             workers.push(launch.start(ordinal)?);
         }
         for worker in workers.iter_mut() {
@@ -363,29 +452,15 @@ impl Bed {
             .broker;
         broker.publish_timeout = Duration::from_secs(30);
         let upstream = Upstream::connect(&broker, "card-issuer-lab scaling").await?;
-        let received = Arc::new(AtomicUsize::new(0));
-        let last = Arc::new(Mutex::new(Instant::now()));
-        let counting = {
-            let (received, last) = (received.clone(), last.clone());
-            tokio::spawn(async move {
-                let mut seen = std::collections::HashSet::new();
-                while let Some(event) = events.recv().await {
-                    if seen.insert(event.message_id.clone()) {
-                        received.fetch_add(1, Ordering::Relaxed);
-                        *last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-                    }
-                }
-            })
-        };
 
         let ticks_before = proc_stat::machine_ticks();
         let roles_before = cpu_by_role(&brokers.pids);
         let started = Instant::now();
-        let run_id = names.run_id.clone();
+        let first = trial.number as u32 * args.commands;
         let published: Vec<Result<(), PublishError>> =
-            futures_util::stream::iter(first_number..first_number + args.commands)
+            futures_util::stream::iter(first..first + args.commands)
                 .map(|number| {
-                    let body = commands::body(&run_id, number);
+                    let body = commands::body(&names.run_id, number);
                     let upstream = &upstream;
                     async move { upstream.publish_command(&body, None).await }
                 })
@@ -396,31 +471,17 @@ impl Bed {
         published.into_iter().collect::<Result<Vec<()>, _>>()?;
 
         let commands = args.commands as usize;
-        let mut seen = 0;
-        let mut waited_since = Instant::now();
-        while received.load(Ordering::Relaxed) < commands {
-            let now = received.load(Ordering::Relaxed);
-            if now != seen {
-                seen = now;
-                waited_since = Instant::now();
-            } else if waited_since.elapsed() > OUTCOME_WAIT {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let received = outcomes.wait_for(commands).await;
         let ticks_after = proc_stat::machine_ticks();
         let roles_after = cpu_by_role(&brokers.pids);
         let spent = started.elapsed();
-        collector.stop().await;
-        counting.abort();
-        let received = received.load(Ordering::Relaxed);
         if received < commands {
             return Err(ScalingError::Missing {
                 missing: commands - received,
                 commands: args.commands,
             });
         }
-        let elapsed = *last.lock().unwrap_or_else(PoisonError::into_inner) - started;
+        let elapsed = outcomes.last() - started;
         let cores = ROLES.map(|role| {
             let used =
                 roles_after.get(&role).unwrap_or(&0.0) - roles_before.get(&role).unwrap_or(&0.0);

@@ -83,10 +83,11 @@ impl CommandSender {
         self.connections.saturating_sub(1)
     }
 
-    /// Closes the connection.
+    /// Closes the connection, giving up after a moment on a broker that no
+    /// longer answers.
     pub async fn close(mut self) {
         if let Some(upstream) = self.upstream.take() {
-            upstream.close().await;
+            let _ = tokio::time::timeout(CLOSE_LIMIT, upstream.close()).await;
         }
     }
 

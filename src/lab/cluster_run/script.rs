@@ -7,7 +7,7 @@
 //! Stops are spread over the commands as the fault run spreads its
 //! disruptions, and held in step with the publisher by a [`Gate`]: the
 //! i-th stop waits until i/(n+1) of the commands were sent, and the
-//! publisher waits for it to have happened before it sends more. However
+//! publisher waits for it to have begun before it sends more. However
 //! long a node takes to stop and start, every loss happens with commands
 //! still to come.
 
