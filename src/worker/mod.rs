@@ -27,7 +27,7 @@ use crate::broker::Session;
 use crate::health::Readiness;
 use crate::metrics;
 use crate::partner::ClientError;
-use crate::settings::Settings;
+use crate::settings::{Settings, redact_url};
 
 /// Why the worker could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,10 @@ async fn supervise(
         match opened {
             Ok(session) => {
                 failures_in_a_row = 0;
+                // Which node of a cluster this replica now uses: connections
+                // do not move back after a failover, so operators look here
+                // to see replicas bunched on one node.
+                tracing::info!(broker = %redact_url(url.expose()), "broker session started");
                 let end = run_session(settings, services, &session, readiness, shutdown).await;
                 session.close().await;
                 if end == SessionEnd::Shutdown {
