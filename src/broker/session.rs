@@ -31,6 +31,13 @@ pub struct Session {
 
 impl Session {
     /// Connects twice to `url`, declares the topology and opens the publisher.
+    ///
+    /// Known shortcoming: only connecting has a time limit. On a cluster
+    /// with a member that hangs without going away, set-up was seen to wait
+    /// until that member answered again (most likely the declarations wait
+    /// for the cluster to declare it down, `net_ticktime`, 60 s by
+    /// default), and nothing is logged meanwhile. A limit here would move to the next node, where the same
+    /// declaration waits the same way (README, "A hung node").
     pub async fn open(
         settings: &BrokerSettings,
         url: &Secret<String>,
