@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::collector::ReceivedEvent;
+use super::commands;
 use super::ledger::Ledger;
+use super::sender::{CommandSender, SendError};
 use crate::worker::error_chain;
 
 /// How often progress is reported while waiting for outcomes.
@@ -40,6 +42,15 @@ pub struct RunOptions {
     /// Where each run gets a directory for its logs and figures.
     #[arg(long, default_value = "/tmp/card-issuer-lab")]
     pub log_dir: PathBuf,
+}
+
+/// The publishing pace: `rate` commands a second, going on at that pace
+/// after a pause (a disruption, a broker that took nothing) rather than
+/// catching up in a burst.
+pub fn pace(rate: f64) -> tokio::time::Interval {
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pace
 }
 
 /// What the upstream side of a run saw: the ledger, and when each event
@@ -71,6 +82,27 @@ impl Outcomes {
     /// When each event arrived, in order.
     pub fn arrivals(&self) -> MutexGuard<'_, Vec<Instant>> {
         lock(&self.arrivals)
+    }
+
+    /// Publishes command `number` of run `run_id` until the broker confirms
+    /// it, and enters it in the ledger as sent.
+    pub async fn send(
+        &self,
+        sender: &mut CommandSender,
+        run_id: &str,
+        number: u32,
+    ) -> Result<(), SendError> {
+        let sent = sender.send(&commands::body(run_id, number)).await?;
+        self.ledger()
+            .record_sent(commands::request_id(run_id, number), sent.retries);
+        Ok(())
+    }
+
+    /// Prints how far publishing is, at every tenth of the commands.
+    pub fn published(&self, kind: &str, done: u32, of: u32, started: Option<Instant>) {
+        if done % (of / 10).max(1) == 0 {
+            self.progress(kind, "published", done, of, started);
+        }
     }
 
     /// Prints how far the run is.

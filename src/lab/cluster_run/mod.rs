@@ -29,7 +29,6 @@ use crate::broker::{BrokerError, Topology};
 use crate::issuance::Plan;
 use crate::lab::cluster::{Addresses, Cluster, ClusterError, ClusterLayout};
 use crate::lab::collector::{Collector, CollectorSource};
-use crate::lab::commands;
 use crate::lab::faults::FaultMixError;
 use crate::lab::figures::{Figures, Logs};
 use crate::lab::names::RunNames;
@@ -330,24 +329,20 @@ impl Lab {
     /// Publishes every command at the asked pace.
     async fn publish(&mut self, args: &ClusterRunArgs, gate: &Gate) -> Result<(), ClusterRunError> {
         let mut sender = CommandSender::new(self.broker.clone(), SEND_PATIENCE);
-        let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
-        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let tenth = (args.commands / 10).max(1);
+        let mut pace = run::pace(args.rate);
         for number in 0..args.commands {
             gate.before_send(number).await;
             pace.tick().await;
-            let sent = sender
-                .send(&commands::body(&self.names.run_id, number))
+            let sent = self
+                .outcomes
+                .send(&mut sender, &self.names.run_id, number)
                 .await;
             self.sender_reconnects = sender.reconnects();
-            let sent = sent?;
+            sent?;
             gate.sent(number + 1);
-            let request_id = commands::request_id(&self.names.run_id, number);
-            self.outcomes.ledger().record_sent(request_id, sent.retries);
             self.restart_replicas_that_died()?;
-            if (number + 1) % tenth == 0 {
-                self.progress("published", number + 1, args.commands);
-            }
+            self.outcomes
+                .published(KIND, number + 1, args.commands, self.started);
         }
         sender.close().await;
         Ok(())
@@ -391,10 +386,6 @@ impl Lab {
         if let Some(started) = self.started {
             self.wall = ended - started;
         }
-    }
-
-    fn progress(&self, what: &str, done: u32, of: u32) {
-        self.outcomes.progress(KIND, what, done, of, self.started);
     }
 
     /// Works out the figures (none if no command was published), then stops

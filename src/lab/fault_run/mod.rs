@@ -25,7 +25,6 @@ use self::schedule::{Disruption, Schedule};
 use crate::broker::BrokerError;
 use crate::lab::broker::{BrokerControl, BrokerControlError};
 use crate::lab::collector::{Collector, CollectorSource};
-use crate::lab::commands;
 use crate::lab::faults::FaultMixError;
 use crate::lab::figures::{Disruptions, Figures, Logs, Timing};
 use crate::lab::partner::{SimulatorLaunch, SimulatorProcess};
@@ -220,25 +219,21 @@ impl Lab {
     async fn publish(&mut self, args: &FaultRunArgs, plan: &RunPlan) -> Result<(), FaultRunError> {
         let mut sender = CommandSender::new(plan.broker.clone(), SEND_PATIENCE);
         let mut schedule = Schedule::spread(args.commands, args.kills, args.broker_restarts);
-        let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
-        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let tenth = (args.commands / 10).max(1);
+        let mut pace = run::pace(args.rate);
         for number in 0..args.commands {
             while let Some(disruption) = schedule.due(number) {
                 self.disrupt(disruption, args.broker_down).await?;
             }
             pace.tick().await;
-            let sent = sender
-                .send(&commands::body(&plan.names.run_id, number))
+            let sent = self
+                .outcomes
+                .send(&mut sender, &plan.names.run_id, number)
                 .await;
             self.sender_reconnects = sender.reconnects();
-            let sent = sent?;
-            let request_id = commands::request_id(&plan.names.run_id, number);
-            self.outcomes.ledger().record_sent(request_id, sent.retries);
+            sent?;
             self.restart_worker_if_it_died()?;
-            if (number + 1) % tenth == 0 {
-                self.progress("published", number + 1, args.commands);
-            }
+            self.outcomes
+                .published(KIND, number + 1, args.commands, self.started);
         }
         sender.close().await;
         Ok(())
@@ -313,10 +308,6 @@ impl Lab {
         if let Some(started) = self.started {
             self.timing.wall = ended - started;
         }
-    }
-
-    fn progress(&self, what: &str, done: u32, of: u32) {
-        self.outcomes.progress(KIND, what, done, of, self.started);
     }
 
     /// Reads the partner's side, works out the figures (none if no command
